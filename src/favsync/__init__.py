@@ -1,0 +1,27 @@
+"""favsync: passwordless, cross-device favourites for real-estate sites."""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from flask import Flask
+from flask_migrate import Migrate
+
+from . import errors
+from .config import load_environment
+from .extension import FavSync
+from .signals import client_verified, favorites_changed
+
+__all__ = ["FavSync", "create_app", "client_verified", "favorites_changed"]
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the standalone favsync service, configured from FAVSYNC_* variables."""
+    instance = os.environ.get("FAVSYNC_INSTANCE_PATH", "instance")
+    app = Flask(__name__, instance_path=os.path.abspath(instance))
+    load_environment(app.config)
+    app.config.update(config or {})
+    FavSync(app)
+    Migrate(app, app.extensions["favsync"].db)
+    errors.register(app)  # standalone: unknown URLs and methods get JSON too
+    return app

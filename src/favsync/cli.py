@@ -1,0 +1,39 @@
+"""The `flask favsync` command group."""
+from datetime import timedelta
+
+import click
+import sqlalchemy as sa
+from flask.cli import AppGroup
+
+from .database import session, utcnow
+
+favsync_cli = AppGroup("favsync", help="Manage favsync's brokerages and magic links.")
+
+
+@favsync_cli.command("add-brokerage")
+@click.option("--name", required=True, help="Shown in the subject of sign-in emails.")
+@click.option("--domain", required=True, help="Host name whose visitors become its clients.")
+def add_brokerage(name: str, domain: str) -> None:
+    """Add a brokerage whose site is served at DOMAIN."""
+    from .models import Brokerage
+
+    brokerage = Brokerage(name=name, domain=domain.lower())
+    session().add(brokerage)
+    session().commit()
+    click.echo(f"brokerage {brokerage.id}: {name} ({domain.lower()})")
+
+
+@favsync_cli.command("purge")
+@click.option("--days", default=7, show_default=True, help="Keep links newer than this.")
+def purge(days: int) -> None:
+    """Delete magic links that expired or were used more than DAYS days ago."""
+    from .models import MagicLink
+
+    cutoff = utcnow() - timedelta(days=days)
+    result = session().execute(
+        sa.delete(MagicLink).where(
+            sa.or_(MagicLink.expires_at < cutoff, MagicLink.used_at < cutoff)
+        )
+    )
+    session().commit()
+    click.echo(f"purged {result.rowcount} magic links")

@@ -1,0 +1,161 @@
+"""Every FAVSYNC_* setting in one place: its default, how it is read, how it is checked."""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from limits import parse as parse_rate
+
+DEFAULTS: dict[str, Any] = {
+    "FAVSYNC_URL_PREFIX": "/api/v1/favorites",
+    "FAVSYNC_SQLALCHEMY_DATABASE_URI": None,  # None: favsync.sqlite3 in the instance folder
+    "FAVSYNC_SECRET_KEY": None,
+    "FAVSYNC_JWT_SECRET_KEY": None,  # None: the secret key
+    "FAVSYNC_AUTH_TOKEN_TTL": 90 * 24 * 3600,
+    "FAVSYNC_MAGIC_LINK_TTL": 15 * 60,
+    "FAVSYNC_MAGIC_LINK_MAX_PENDING": 3,
+    "FAVSYNC_MAGIC_LINK_URL": None,  # None: this service's own GET verify URL
+    "FAVSYNC_MAIL_SERVER": None,  # None: emails are written to the log (debug/testing only)
+    "FAVSYNC_MAIL_PORT": 25,
+    "FAVSYNC_MAIL_USE_TLS": False,
+    "FAVSYNC_MAIL_USE_SSL": False,
+    "FAVSYNC_MAIL_USERNAME": None,
+    "FAVSYNC_MAIL_PASSWORD": None,
+    "FAVSYNC_MAIL_DEFAULT_SENDER": "no-reply@localhost",
+    "FAVSYNC_MAIL_TIMEOUT": 10,
+    "FAVSYNC_RATELIMIT_STORAGE_URI": "memory://",
+    "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL": "10 per hour",
+    "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP": "20 per hour",
+    "FAVSYNC_MAX_FAVORITES": 500,
+    "FAVSYNC_MAX_BODY_BYTES": 64 * 1024,
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(RuntimeError):
+    """A FAVSYNC_* setting is missing or invalid; the message names the key."""
+
+
+def load_environment(config: dict, environ: Mapping[str, str] = os.environ) -> None:
+    """Copy every known FAVSYNC_* variable from the environment into `config`."""
+    for key, default in DEFAULTS.items():
+        if key in environ:
+            config[key] = _parse(key, environ[key], default)
+
+
+def _parse(key: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        if raw.strip().lower() in _TRUE:
+            return True
+        if raw.strip().lower() in _FALSE:
+            return False
+        raise ConfigError(f"{key} must be true or false, not {raw!r}")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{key} must be a whole number, not {raw!r}") from None
+    return raw or None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One app's favsync configuration, read and validated once at start-up."""
+
+    url_prefix: str
+    secret_key: str
+    jwt_secret_key: str
+    auth_token_ttl: int
+    magic_link_ttl: int
+    magic_link_max_pending: int
+    magic_link_url: str | None
+    mail_server: str | None
+    mail_port: int
+    mail_use_tls: bool
+    mail_use_ssl: bool
+    mail_username: str | None
+    mail_password: str | None
+    mail_default_sender: str
+    mail_timeout: int
+    ratelimit_storage_uri: str
+    ratelimit_magic_link_per_email: str
+    ratelimit_magic_link_per_ip: str
+    max_favorites: int
+    max_body_bytes: int
+
+    @classmethod
+    def from_app(cls, app) -> Settings:
+        """Read and check the app's FAVSYNC_* keys; raise ConfigError naming a bad one."""
+        config = app.config
+        for key, default in DEFAULTS.items():
+            config.setdefault(key, default)
+        relaxed = app.debug or app.testing
+        secret_key = config["FAVSYNC_SECRET_KEY"] or _development_secret(app, relaxed)
+        settings = cls(
+            url_prefix=config["FAVSYNC_URL_PREFIX"],
+            secret_key=secret_key,
+            jwt_secret_key=config["FAVSYNC_JWT_SECRET_KEY"] or secret_key,
+            auth_token_ttl=config["FAVSYNC_AUTH_TOKEN_TTL"],
+            magic_link_ttl=config["FAVSYNC_MAGIC_LINK_TTL"],
+            magic_link_max_pending=config["FAVSYNC_MAGIC_LINK_MAX_PENDING"],
+            magic_link_url=config["FAVSYNC_MAGIC_LINK_URL"],
+            mail_server=config["FAVSYNC_MAIL_SERVER"],
+            mail_port=config["FAVSYNC_MAIL_PORT"],
+            mail_use_tls=config["FAVSYNC_MAIL_USE_TLS"],
+            mail_use_ssl=config["FAVSYNC_MAIL_USE_SSL"],
+            mail_username=config["FAVSYNC_MAIL_USERNAME"],
+            mail_password=config["FAVSYNC_MAIL_PASSWORD"],
+            mail_default_sender=config["FAVSYNC_MAIL_DEFAULT_SENDER"],
+            mail_timeout=config["FAVSYNC_MAIL_TIMEOUT"],
+            ratelimit_storage_uri=config["FAVSYNC_RATELIMIT_STORAGE_URI"],
+            ratelimit_magic_link_per_email=config["FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL"],
+            ratelimit_magic_link_per_ip=config["FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP"],
+            max_favorites=config["FAVSYNC_MAX_FAVORITES"],
+            max_body_bytes=config["FAVSYNC_MAX_BODY_BYTES"],
+        )
+        settings._check()
+        return settings
+
+    def _check(self) -> None:
+        if not self.url_prefix.startswith("/") or self.url_prefix.endswith("/"):
+            raise ConfigError("FAVSYNC_URL_PREFIX must start with '/' and not end with one")
+        for key in (
+            "FAVSYNC_AUTH_TOKEN_TTL",
+            "FAVSYNC_MAGIC_LINK_TTL",
+            "FAVSYNC_MAGIC_LINK_MAX_PENDING",
+            "FAVSYNC_MAIL_PORT",
+            "FAVSYNC_MAIL_TIMEOUT",
+            "FAVSYNC_MAX_FAVORITES",
+            "FAVSYNC_MAX_BODY_BYTES",
+        ):
+            value = getattr(self, key.removeprefix("FAVSYNC_").lower())
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{key} must be a positive whole number, not {value!r}")
+        if self.magic_link_url is not None and "{token}" not in self.magic_link_url:
+            raise ConfigError("FAVSYNC_MAGIC_LINK_URL must contain '{token}'")
+        for key in ("FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL", "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP"):
+            try:
+                parse_rate(getattr(self, key.removeprefix("FAVSYNC_").lower()))
+            except ValueError as exc:
+                raise ConfigError(f"{key} is not a rate limit such as '10 per hour': {exc}") from None
+
+
+def _development_secret(app, relaxed: bool) -> str:
+    """Keep a random secret in the instance folder, so debug tokens survive restarts."""
+    if not relaxed:
+        raise ConfigError(
+            "FAVSYNC_SECRET_KEY is not set: outside debug and testing favsync refuses to "
+            "start without a secret key (generate one with: python -c "
+            "'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    path = Path(app.instance_path) / "favsync-dev-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()

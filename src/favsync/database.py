@@ -1,0 +1,91 @@
+"""favsync's declarative base and the few SQL paths that differ by dialect."""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import DeclarativeBase, Session
+
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """favsync's own metadata, so its tables can live in a host's database."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """A timezone-aware UTC datetime on every backend (SQLite stores naive text)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("favsync stores only timezone-aware datetimes")
+            value = value.astimezone(timezone.utc)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def session() -> Session:
+    """The SQLAlchemy session favsync uses in this app (its own, or the host's)."""
+    return current_app.extensions["favsync"].db.session
+
+
+def dialect_name() -> str:
+    return session().get_bind().dialect.name
+
+
+def insert(table):
+    """An INSERT that supports ON CONFLICT on this app's database."""
+    if dialect_name() == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def serialize(key: str) -> None:
+    """Hold a lock named `key` until the current transaction ends.
+
+    Must come before the transaction's first write.
+    """
+    db = session()
+    if dialect_name() == "postgresql":
+        db.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_id(key))))
+        return
+    # SQLite has one writer at a time. pysqlite opens a transaction lazily, just
+    # before the first write, so reads before it would see a snapshot that a
+    # concurrent writer can invalidate. BEGIN IMMEDIATE takes the write lock now
+    # (waiting up to the busy timeout), which serialises this transaction whole.
+    connection = db.connection()
+    if not connection.connection.dbapi_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _lock_id(key: str) -> int:
+    """Map a lock name to PostgreSQL's signed 64-bit advisory lock space."""
+    digest = hashlib.sha256(f"favsync:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)

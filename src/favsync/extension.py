@@ -1,0 +1,87 @@
+"""FavSync, the Flask extension: wires configuration, database, limits, mail and routes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import Blueprint, Flask, current_app, request
+from flask_sqlalchemy import SQLAlchemy
+
+from . import auth, errors, favorites
+from .cli import favsync_cli
+from .config import Settings
+from .database import Base
+from .limiting import RequestLimits
+from .mail import Mailer
+
+api = Blueprint("favsync", __name__, template_folder="templates")
+api.register_blueprint(auth.bp)
+api.register_blueprint(favorites.bp)
+errors.register(api)
+
+
+@api.before_request
+def limit_body_size() -> None:
+    # Per request, so favsync's limit never changes the host's MAX_CONTENT_LENGTH.
+    request.max_content_length = current_app.extensions["favsync"].settings.max_body_bytes
+
+
+@dataclass(frozen=True)
+class FavSyncState:
+    """What favsync keeps per app, in app.extensions["favsync"]."""
+
+    settings: Settings
+    db: SQLAlchemy
+    limits: RequestLimits
+    mailer: Mailer
+
+
+class FavSync:
+    """Favourites sync with magic-link login, as a Flask extension."""
+
+    def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None) -> None:
+        self.db = db
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask, *, register_blueprint: bool = True) -> None:
+        settings = Settings.from_app(app)
+        db = self.db or app.extensions.get("sqlalchemy") or _own_database(app, settings)
+        app.extensions["favsync"] = FavSyncState(
+            settings=settings,
+            db=db,
+            limits=RequestLimits(app, settings),
+            mailer=Mailer.for_app(app, settings),
+        )
+        if register_blueprint:
+            app.register_blueprint(api, url_prefix=settings.url_prefix)
+        app.cli.add_command(favsync_cli)
+
+
+def _own_database(app: Flask, settings: Settings) -> SQLAlchemy:
+    """Give a standalone app its database: FAVSYNC_SQLALCHEMY_DATABASE_URI, else SQLite."""
+    uri = app.config["FAVSYNC_SQLALCHEMY_DATABASE_URI"]
+    if uri is None:
+        uri = f"sqlite:///{Path(app.instance_path) / 'favsync.sqlite3'}"
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.setdefault("SQLALCHEMY_DATABASE_URI", uri)
+    options = {"pool_pre_ping": True}
+    if uri.startswith("sqlite"):
+        # Writers queue on SQLite's single write lock instead of failing at once.
+        options["connect_args"] = {"timeout": 30}
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
+    db = SQLAlchemy(metadata=Base.metadata)
+    db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            sa.event.listen(db.engine, "connect", _sqlite_pragmas)
+    return db
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets readers proceed while one writer commits; foreign keys are off by default.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

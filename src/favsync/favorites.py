@@ -1,0 +1,45 @@
+"""Blueprint: list, sync and delete a client's favourite listings."""
+from flask import Blueprint, current_app, g
+
+from . import validation
+from .models import listing_ids, merge_favorites, remove_favorite
+from .signals import favorites_changed
+from .tokens import auth_required
+
+bp = Blueprint("favorites", __name__)
+
+
+@bp.get("")
+@auth_required
+def list_favorites():
+    """Return the client's favourites, oldest first."""
+    return {"success": True, "favorites": listing_ids(g.client.id)}
+
+
+@bp.post("/sync")
+@auth_required
+def sync_favorites():
+    """Union-merge the device's favourites into the stored ones and return the result."""
+    incoming = validation.listing_ids(validation.json_object())
+    client_id = g.client.id
+    limit = current_app.extensions["favsync"].settings.max_favorites
+    favorites, added = merge_favorites(client_id, incoming, limit)
+    if added:
+        favorites_changed.send(
+            current_app._get_current_object(), client_id=client_id, added=added, removed=[]
+        )
+    return {"success": True, "favorites": favorites}
+
+
+@bp.delete("/<listing_id>")
+@auth_required
+def delete_favorite(listing_id: str):
+    """Remove one favourite; removing one that is not there also succeeds."""
+    validation.listing_id(listing_id, ["path", "listing_id"])
+    client_id = g.client.id
+    favorites, removed = remove_favorite(client_id, listing_id)
+    if removed:
+        favorites_changed.send(
+            current_app._get_current_object(), client_id=client_id, added=[], removed=[listing_id]
+        )
+    return {"success": True, "favorites": favorites}

@@ -1,0 +1,62 @@
+"""Request-rate shields on Flask-Limiter's storage (Redis in production).
+
+The hard rule, three pending links per email, is database state and is
+decided in models.MagicLink.issue; these limits only blunt floods of requests.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+
+from flask import Flask, request
+from flask_limiter import Limiter
+from limits import parse
+
+from .config import Settings
+from .errors import ApiError
+
+
+class RequestLimits:
+    """favsync's own Flask-Limiter for one app, checked explicitly from views."""
+
+    def __init__(self, app: Flask, settings: Settings) -> None:
+        # Every option is explicit so that a host's RATELIMIT_* settings never leak in.
+        self.limiter = Limiter(
+            lambda: request.remote_addr or "unknown",
+            default_limits=[],
+            application_limits=[],
+            default_limits_exempt_when=lambda: True,
+            application_limits_exempt_when=lambda: True,
+            storage_uri=settings.ratelimit_storage_uri,
+            strategy="moving-window",
+            headers_enabled=False,
+            swallow_errors=False,
+            in_memory_fallback_enabled=False,
+            key_prefix="favsync",
+        )
+        # This limiter never limits a route by itself, favsync's or the host's:
+        # favsync's views call hit() with keys they have validated first.
+        self.limiter.request_filter(lambda: True)
+        self.limiter.init_app(app)
+        self.magic_link_per_email = parse(settings.ratelimit_magic_link_per_email)
+        self.magic_link_per_ip = parse(settings.ratelimit_magic_link_per_ip)
+
+    def hit_magic_link(self, email: str, ip: str | None) -> None:
+        """Count one magic-link request; raise 429 when the email or the IP is over its rate."""
+        # Hash the email: limiter keys live in Redis, where an address must not.
+        email_key = hashlib.sha256(email.encode()).hexdigest()[:32]
+        self._hit(self.magic_link_per_email, "magic-link-email", email_key)
+        self._hit(self.magic_link_per_ip, "magic-link-ip", ip or "unknown")
+
+    def _hit(self, item, scope: str, key: str) -> None:
+        if self.limiter.limiter.hit(item, scope, key):
+            return
+        reset_at = self.limiter.limiter.get_window_stats(item, scope, key).reset_time
+        retry_after = max(1, math.ceil(reset_at - time.time()))
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"Too many sign-in requests ({item}); try again in {retry_after} seconds.",
+            headers={"Retry-After": str(retry_after)},
+        )

@@ -1,0 +1,82 @@
+"""Read and check what a client sends; every problem becomes a 400 naming its field."""
+from __future__ import annotations
+
+import re
+
+from email_validator import EmailNotValidError, validate_email
+from flask import request
+
+from .errors import ApiError, validation_error
+
+MAX_EMAIL_LENGTH = 254
+LISTING_ID = re.compile(r"[A-Za-z0-9._-]{1,50}")
+MAX_REPORTED_ERRORS = 20
+SESSION_ID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def problem(loc: list, msg: str, type_: str) -> dict:
+    """One entry of a validation error's details (seed 002's loc/msg/type)."""
+    return {"loc": loc, "msg": msg, "type": type_}
+
+
+def json_object() -> dict:
+    """Return the request body as a JSON object, or raise 400."""
+    if not request.is_json:
+        raise ApiError(400, "invalid_json", "Send a JSON object with Content-Type: application/json.")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+    return body
+
+
+def email(body: dict) -> str:
+    """Return the body's email, trimmed, lower-cased and checked."""
+    value = body.get("email")
+    if not isinstance(value, str):
+        raise validation_error([problem(["body", "email"], "An email address is required.", "missing" if value is None else "string_type")])
+    value = value.strip().lower()
+    if len(value) > MAX_EMAIL_LENGTH:
+        raise validation_error([problem(["body", "email"], f"An email address has at most {MAX_EMAIL_LENGTH} characters.", "string_too_long")])
+    try:
+        return validate_email(value, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise validation_error([problem(["body", "email"], str(exc), "value_error")]) from None
+
+
+def session_id() -> str | None:
+    """Return the X-Session-ID header as a lower-case UUID, if one was sent."""
+    raw = request.headers.get("X-Session-ID")
+    if raw is None:
+        return None
+    if not SESSION_ID.fullmatch(raw.strip()):
+        raise validation_error([problem(
+            ["header", "X-Session-ID"],
+            "X-Session-ID must be a UUID such as 550e8400-e29b-41d4-a716-446655440000.",
+            "uuid_parsing",
+        )])
+    return raw.strip().lower()
+
+
+def listing_id(value: str, loc: list) -> str:
+    if not isinstance(value, str) or not LISTING_ID.fullmatch(value):
+        raise validation_error([_listing_problem(loc)])
+    return value
+
+
+def listing_ids(body: dict) -> list[str]:
+    """Return the body's list of listing ids, each checked, duplicates kept."""
+    values = body.get("favorites")
+    if not isinstance(values, list):
+        raise validation_error([problem(["body", "favorites"], "favorites must be a list of listing ids.", "missing" if values is None else "list_type")])
+    problems = [
+        _listing_problem(["body", "favorites", index])
+        for index, value in enumerate(values)
+        if not isinstance(value, str) or not LISTING_ID.fullmatch(value)
+    ]
+    if problems:
+        raise validation_error(problems[:MAX_REPORTED_ERRORS])
+    return values
+
+
+def _listing_problem(loc: list) -> dict:
+    return problem(loc, "A listing id has 1 to 50 characters from A-Z, a-z, 0-9, '.', '_' and '-'.", "string_pattern_mismatch")

@@ -1,0 +1,248 @@
+import hashlib
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+import sqlalchemy as sa
+
+from favsync import create_app
+from favsync.database import session
+from favsync.models import Brokerage, MagicLink
+
+from conftest import API, free_port
+
+SESSION_ID = "550e8400-e29b-41d4-a716-446655440000"
+
+
+def stored_links(app):
+    with app.app_context():
+        return session().scalars(sa.select(MagicLink).order_by(MagicLink.id)).all()
+
+
+def test_sends_a_link_by_email(auth, inbox, app):
+    response = auth.request_link("visitor@example.com")
+
+    assert response.status_code == 202
+    assert response.json == {"success": True, "message": response.json["message"]}
+    [message] = inbox.to("visitor@example.com")
+    assert message["Subject"] == "Your sign-in link for favsync"
+    assert message["From"] == "favsync@test.example"
+    text = message.get_body(("plain",)).get_content()
+    assert "expires in 15 minutes" in text
+    link = inbox.link_for("visitor@example.com")
+    assert link in message.get_body(("html",)).get_content()
+    assert urlsplit(link).path.startswith(f"{API}/verify/")
+
+
+def test_stores_only_a_digest_of_the_secret(auth, inbox, app):
+    auth.request_link("visitor@example.com")
+    secret = inbox.link_for("visitor@example.com").rsplit("/", 1)[1]
+
+    [link] = stored_links(app)
+    assert link.token == hashlib.sha256(secret.encode()).hexdigest()
+    assert secret not in (link.token, link.email, link.session_id)
+    assert (link.expires_at - link.created_at).total_seconds() == 15 * 60
+
+
+def test_normalises_the_email(auth, inbox, app):
+    assert auth.request_link("  Visitor@Example.COM ").status_code == 202
+
+    assert len(inbox.to("visitor@example.com")) == 1
+    assert stored_links(app)[0].email == "visitor@example.com"
+
+
+def test_answers_alike_for_known_and_unknown_emails(auth):
+    auth.login("known@example.com")
+
+    known = auth.request_link("known@example.com")
+    unknown = auth.request_link("stranger@example.com")
+
+    assert (known.status_code, known.json) == (unknown.status_code, unknown.json)
+
+
+def test_keeps_the_anonymous_session_id(auth, app):
+    auth.request_link("visitor@example.com", headers={"X-Session-ID": SESSION_ID.upper()})
+
+    assert stored_links(app)[0].session_id == SESSION_ID
+
+
+@pytest.mark.parametrize(
+    "session_id", ["", "abc", SESSION_ID[:-1], SESSION_ID + "0", "{" + SESSION_ID[1:-1] + "}",
+                   SESSION_ID.replace("-", ""), "550e8400-e29b-41d4-a716-44665544000g"],
+)
+def test_rejects_a_malformed_session_id(auth, inbox, app, session_id):
+    response = auth.request_link("visitor@example.com", headers={"X-Session-ID": session_id})
+
+    assert response.status_code == 400
+    assert response.json["error"]["details"][0]["loc"] == ["header", "X-Session-ID"]
+    assert inbox.messages == [] and stored_links(app) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "type_"),
+    [
+        ({}, "missing"),
+        ({"email": None}, "missing"),
+        ({"email": 42}, "string_type"),
+        ({"email": ["a@example.com"]}, "string_type"),
+        ({"email": ""}, "value_error"),
+        ({"email": "not-an-email"}, "value_error"),
+        ({"email": "a@b"}, "value_error"),
+        ({"email": "two@@example.com"}, "value_error"),
+        ({"email": "a" * 64 + "@" + "b" * 186 + ".com"}, "string_too_long"),
+    ],
+)
+def test_rejects_an_invalid_email(client, inbox, app, body, type_):
+    response = client.post(f"{API}/magic-link", json=body)
+
+    assert response.status_code == 400
+    error = response.json["error"]
+    assert error["code"] == "validation_error"
+    assert error["details"][0]["loc"] == ["body", "email"]
+    assert error["details"][0]["type"] == type_
+    assert inbox.messages == [] and stored_links(app) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [
+        ("{not json", "application/json"),
+        ("[1, 2]", "application/json"),
+        ('"visitor@example.com"', "application/json"),
+        ("null", "application/json"),
+        ('{"email": "visitor@example.com"}', "text/plain"),
+        ("email=visitor@example.com", "application/x-www-form-urlencoded"),
+        ("", None),
+    ],
+)
+def test_rejects_a_body_that_is_not_a_json_object(client, inbox, data, content_type):
+    response = client.post(f"{API}/magic-link", data=data, content_type=content_type)
+
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "invalid_json"
+    assert inbox.messages == []
+
+
+def test_rejects_a_body_that_is_too_large(client, inbox):
+    response = client.post(f"{API}/magic-link", json={"email": "a@example.com", "pad": "x" * 70_000})
+
+    assert response.status_code == 413
+    assert response.json["success"] is False
+    assert response.json["error"]["code"] == "request_entity_too_large"
+
+
+def test_refuses_a_fourth_pending_link(auth, inbox, app):
+    for _ in range(3):
+        assert auth.request_link("visitor@example.com").status_code == 202
+
+    response = auth.request_link("visitor@example.com")
+
+    assert response.status_code == 429
+    assert response.json["error"]["code"] == "too_many_pending_links"
+    assert 890 <= int(response.headers["Retry-After"]) <= 900
+    assert len(inbox.to("visitor@example.com")) == 3
+    assert len(stored_links(app)) == 3
+
+
+def test_pending_limit_is_per_email(auth):
+    for _ in range(3):
+        auth.request_link("visitor@example.com")
+
+    assert auth.request_link("other@example.com").status_code == 202
+
+
+def test_a_used_link_frees_its_slot(auth, inbox):
+    for _ in range(3):
+        auth.request_link("visitor@example.com")
+    auth.follow(inbox.link_for("visitor@example.com"))
+
+    assert auth.request_link("visitor@example.com").status_code == 202
+
+
+def test_an_expired_link_frees_its_slot(auth, app):
+    for _ in range(3):
+        auth.request_link("visitor@example.com")
+    with app.app_context():
+        db = session()
+        oldest = db.scalars(sa.select(MagicLink).order_by(MagicLink.id)).first()
+        oldest.expires_at = oldest.created_at  # expired long ago, as far as the rule cares
+        db.commit()
+
+    assert auth.request_link("visitor@example.com").status_code == 202
+
+
+def test_retry_after_counts_down_to_the_oldest_pending_link(auth, app):
+    for _ in range(3):
+        auth.request_link("visitor@example.com")
+    with app.app_context():
+        db = session()
+        for link in db.scalars(sa.select(MagicLink)):
+            link.expires_at = link.expires_at - timedelta(minutes=10)
+        db.commit()
+
+    response = auth.request_link("visitor@example.com")
+
+    assert response.status_code == 429
+    assert 290 <= int(response.headers["Retry-After"]) <= 300
+
+
+@pytest.fixture
+def unreachable_mail(config):
+    config["FAVSYNC_MAIL_PORT"] = free_port()  # nothing listens there once the probe closed
+    return config
+
+
+def test_mail_failure_is_a_503_and_frees_the_slot(unreachable_mail, client, app):
+    for _ in range(4):
+        response = client.post(f"{API}/magic-link", json={"email": "visitor@example.com"})
+        assert response.status_code == 503
+        assert response.json["error"]["code"] == "mail_unavailable"
+
+    assert stored_links(app) == []
+
+
+def test_uses_the_configured_link_template(config, inbox):
+    config["FAVSYNC_MAGIC_LINK_URL"] = "https://homes.example/favorites/login?token={token}"
+    create_app(config).test_client().post(f"{API}/magic-link", json={"email": "v@example.com"})
+
+    text = inbox.to("v@example.com")[0].get_body(("plain",)).get_content()
+    assert "https://homes.example/favorites/login?token=" in text
+
+
+def test_the_requests_host_chooses_the_brokerage(auth, inbox, app):
+    with app.app_context():
+        session().add(Brokerage(name="Lakeside Realty", domain="lakeside.example"))
+        session().commit()
+
+    auth.request_link("visitor@example.com", headers={"Host": "lakeside.example:8443"})
+    auth.request_link("other@example.com", headers={"Host": "unknown.example"})
+
+    assert inbox.to("visitor@example.com")[0]["Subject"] == "Your sign-in link for Lakeside Realty"
+    assert inbox.to("other@example.com")[0]["Subject"] == "Your sign-in link for favsync"
+    assert [link.brokerage_id for link in stored_links(app)] == [2, 1]
+
+
+def test_request_rate_shield_per_email(config, inbox):
+    config["FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL"] = "2 per hour"
+    client = create_app(config).test_client()
+    statuses = [
+        client.post(f"{API}/magic-link", json={"email": "v@example.com"}).status_code
+        for _ in range(3)
+    ]
+    refused = client.post(f"{API}/magic-link", json={"email": "V@example.com"})
+
+    assert statuses == [202, 202, 429]
+    assert refused.json["error"]["code"] == "rate_limited"
+    assert 3500 <= int(refused.headers["Retry-After"]) <= 3600
+    assert len(inbox.to("v@example.com")) == 2
+
+
+def test_request_rate_shield_per_ip(config):
+    config["FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP"] = "3 per hour"
+    client = create_app(config).test_client()
+    statuses = [
+        client.post(f"{API}/magic-link", json={"email": f"v{i}@example.com"}).status_code
+        for i in range(4)
+    ]
+
+    assert statuses == [202, 202, 202, 429]
