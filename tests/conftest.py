@@ -48,7 +48,7 @@ class Inbox:
 
     def to(self, address: str) -> list[email.message.EmailMessage]:
         with self._lock:
-            return [m for m in self.messages if m["To"] == address]
+            return [m for m in self.messages if m["To"] == address.strip().lower()]
 
     def link_for(self, address: str) -> str:
         """The sign-in link in the newest email to `address`."""

@@ -246,3 +246,17 @@ def test_request_rate_shield_per_ip(config):
     ]
 
     assert statuses == [202, 202, 202, 429]
+
+
+@pytest.mark.parametrize(
+    ("address", "stored"),
+    [("visitor@Bücher.example", "visitor@xn--bcher-kva.example"), ("vïsitor@example.com", None)],
+)
+def test_international_addresses(client, app, address, stored):
+    response = client.post(f"{API}/magic-link", json={"email": address})
+
+    if stored is None:  # an SMTPUTF8 local part: many servers would not deliver it
+        assert response.status_code == 400
+    else:
+        assert response.status_code == 202
+        assert stored_links(app)[0].email == stored

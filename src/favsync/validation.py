@@ -38,7 +38,9 @@ def email(body: dict) -> str:
     if len(value) > MAX_EMAIL_LENGTH:
         raise validation_error([problem(["body", "email"], f"An email address has at most {MAX_EMAIL_LENGTH} characters.", "string_too_long")])
     try:
-        return validate_email(value, check_deliverability=False).normalized.lower()
+        # SMTPUTF8 local parts are refused: many mail servers would not deliver them.
+        checked = validate_email(value, allow_smtputf8=False, check_deliverability=False)
+        return checked.ascii_email.lower()
     except EmailNotValidError as exc:
         raise validation_error([problem(["body", "email"], str(exc), "value_error")]) from None
 

@@ -1,0 +1,39 @@
+# favsync: `make run` serves on http://127.0.0.1:5000, `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Development targets run in debug mode: a secret key is kept in instance/ and
+# emails go to the console. Set FLASK_DEBUG=0 (and FAVSYNC_*) for real settings.
+DEV := FLASK_DEBUG=$${FLASK_DEBUG:-1}
+
+.PHONY: install run test serve upgrade migration clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "favsync needs Python 3.11 or newer: make PYTHON=python3.12 ..."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+run: install
+	$(DEV) $(BIN)/flask --app wsgi db upgrade
+	$(DEV) $(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000
+
+test: install
+	$(BIN)/python -m pytest
+
+serve: install
+	$(BIN)/gunicorn --workers 4 --bind 127.0.0.1:8000 wsgi:app
+
+upgrade: install
+	$(DEV) $(BIN)/flask --app wsgi db upgrade
+
+migration: install
+	@test -n "$(m)" || { echo 'usage: make migration m="what changed"'; exit 1; }
+	$(DEV) $(BIN)/flask --app wsgi db migrate -m "$(m)"
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

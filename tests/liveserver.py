@@ -1,0 +1,77 @@
+"""Run the service under real gunicorn workers and talk to it over HTTP."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from conftest import ROOT, free_port
+
+
+@dataclass
+class Reply:
+    status: int
+    body: dict
+    headers: dict
+
+
+class LiveServer:
+    """`gunicorn -w N wsgi:app` in a subprocess, configured by FAVSYNC_* variables."""
+
+    def __init__(self, environment: dict[str, str], workers: int = 4) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, **environment}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
+             "--timeout", "60", "wsgi:app"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        self._wait_until_serving()
+
+    def _wait_until_serving(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited:\n{self.process.stderr.read().decode()}")
+            try:
+                if self.request("GET", "/api/v1/favorites").status == 401:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("gunicorn did not start serving within 30 seconds")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+    def request(self, method: str, path: str, body=None, headers=None) -> Reply:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return Reply(response.status, json.loads(response.read() or b"{}"), dict(response.headers))
+        except urllib.error.HTTPError as error:
+            return Reply(error.code, json.loads(error.read() or b"{}"), dict(error.headers))
+
+    def race(self, count: int, method: str, path: str, bodies=None, headers=None) -> list[Reply]:
+        """Send `count` requests released at the same instant from `count` threads."""
+        start = threading.Barrier(count)
+
+        def one(index: int) -> Reply:
+            start.wait()
+            body = bodies[index] if bodies is not None else None
+            return self.request(method, path, body, headers)
+
+        with ThreadPoolExecutor(count) as pool:
+            return list(pool.map(one, range(count)))
