@@ -260,3 +260,20 @@ def test_international_addresses(client, app, address, stored):
     else:
         assert response.status_code == 202
         assert stored_links(app)[0].email == stored
+
+
+def test_a_mail_server_that_never_answers_times_out(config):
+    import socket
+
+    with socket.socket() as silent:  # accepts connections, never greets
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        config["FAVSYNC_MAIL_PORT"] = silent.getsockname()[1]
+        config["FAVSYNC_MAIL_TIMEOUT"] = 1
+        app = create_app(config)
+
+        response = app.test_client().post(f"{API}/magic-link", json={"email": "v@example.com"})
+
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "mail_unavailable"
+    assert stored_links(app) == []

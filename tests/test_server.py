@@ -12,16 +12,13 @@ pytestmark = pytest.mark.server
 
 
 @pytest.fixture(scope="module")
-def server(smtp_server, tmp_path_factory, migrated_sqlite):
-    import shutil
-
+def server(smtp_server, tmp_path_factory):
     path = tmp_path_factory.mktemp("live") / "favsync.sqlite3"
-    shutil.copy(migrated_sqlite, path)
     config = base_config(f"sqlite:///{path}", smtp_server.port)
     environment = {k: str(v) for k, v in config.items() if k.startswith("FAVSYNC_")}
     # Every test request comes from 127.0.0.1; the per-IP shield is not under test here.
     environment["FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP"] = "10000 per hour"
-    live = LiveServer(environment, workers=4)
+    live = LiveServer(environment, workers=4)  # runs `flask --app wsgi db upgrade` first
     yield live
     live.stop()
 

@@ -81,7 +81,8 @@ class Mailer:
 
     def _send(self, message: Message) -> None:
         if self._state is None:
-            log.warning("No mail server configured; this email was not sent:\n%s", message.body)
+            log.warning("No mail server configured (FAVSYNC_MAIL_SERVER); the email to %s:\n%s",
+                        ", ".join(message.recipients), message.body)
             return
         try:
             with TimeoutConnection(self._state, self.timeout) as connection:
