@@ -26,7 +26,7 @@ test: install
 	$(BIN)/python -m pytest
 
 serve: install
-	$(BIN)/gunicorn --workers 4 --bind 127.0.0.1:8000 wsgi:app
+	$(BIN)/gunicorn --config gunicorn.conf.py
 
 upgrade: install
 	$(DEV) $(BIN)/flask --app wsgi db upgrade

@@ -1,23 +1,20 @@
 """Fixtures: a real SMTP server, a migrated database per test, the app and its clients."""
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import re
-import shutil
+import os
 import socket
 import threading
-from pathlib import Path
 from urllib.parse import urlsplit
 
-import flask_migrate
 import pytest
 from aiosmtpd.controller import Controller
 
+from backends import MIGRATIONS, ROOT, open_backend  # noqa: F401  (tests import them here)
 from favsync import create_app
-
-ROOT = Path(__file__).resolve().parents[1]
-MIGRATIONS = str(ROOT / "migrations")
 LINK = re.compile(r"https?://\S+/verify/[A-Za-z0-9_-]+")
 
 
@@ -50,6 +47,10 @@ class Inbox:
         with self._lock:
             return [m for m in self.messages if m["To"] == address.strip().lower()]
 
+    @staticmethod
+    def secret_in(message) -> str:
+        return LINK.search(message.get_body(("plain",)).get_content()).group(0).rsplit("/", 1)[1]
+
     def link_for(self, address: str) -> str:
         """The sign-in link in the newest email to `address`."""
         message = self.to(address)[-1]
@@ -71,17 +72,6 @@ def inbox(smtp_server):
     return smtp_server
 
 
-@pytest.fixture(scope="session")
-def migrated_sqlite(tmp_path_factory) -> Path:
-    """A SQLite file with every migration applied, copied for each test."""
-    path = tmp_path_factory.mktemp("template") / "favsync.sqlite3"
-    app = create_app(base_config(f"sqlite:///{path}", port=25))
-    with app.app_context():
-        flask_migrate.upgrade(directory=MIGRATIONS)
-        app.extensions["favsync"].db.engine.dispose()
-    return path
-
-
 def base_config(database_uri: str, port: int) -> dict:
     return {
         "TESTING": True,
@@ -94,17 +84,49 @@ def base_config(database_uri: str, port: int) -> dict:
     }
 
 
-@pytest.fixture
-def database_uri(migrated_sqlite, tmp_path) -> str:
-    path = tmp_path / "favsync.sqlite3"
-    shutil.copy(migrated_sqlite, path)
-    return f"sqlite:///{path}"
+@pytest.fixture(scope="session")
+def backend(tmp_path_factory):
+    """SQLite, or PostgreSQL + Redis with FAVSYNC_TEST_BACKEND=postgres."""
+    backend = open_backend(tmp_path_factory.mktemp("backend"), base_config(None, 25))
+    yield backend
+    backend.close()
+
+
+def pytest_report_header(config):
+    return f"favsync test backend: {os.environ.get('FAVSYNC_TEST_BACKEND', 'sqlite')}"
+
+
+@pytest.fixture(scope="session")
+def start_server(smtp_server, backend):
+    """Start `gunicorn -w 4 wsgi:app` on a freshly migrated database of the backend."""
+    from liveserver import LiveServer
+
+    with contextlib.ExitStack() as stack:
+
+        def start(**overrides) -> LiveServer:
+            database_uri = stack.enter_context(backend.scratch_database())
+            config = {**base_config(database_uri, smtp_server.port), **backend.ratelimit_storage()}
+            # Every test request comes from 127.0.0.1; the per-IP shield is off unless asked for.
+            config["FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP"] = "10000 per hour"
+            config.update(overrides)
+            environment = {k: str(v) for k, v in config.items() if k.startswith("FAVSYNC_")}
+            server = LiveServer(environment, workers=4)  # runs `flask db upgrade` first
+            stack.callback(server.stop)
+            return server
+
+        yield start
 
 
 @pytest.fixture
-def config(database_uri, inbox) -> dict:
+def database_uri(backend, tmp_path) -> str:
+    """A migrated database holding only the default brokerage."""
+    return backend.database_uri(tmp_path)
+
+
+@pytest.fixture
+def config(backend, database_uri, inbox) -> dict:
     """The test app's configuration; tests may change it before `app` is built."""
-    return base_config(database_uri, inbox.port)
+    return {**base_config(database_uri, inbox.port), **backend.ratelimit_storage()}
 
 
 @pytest.fixture

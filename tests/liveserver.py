@@ -5,12 +5,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from conftest import ROOT, free_port
 
@@ -22,11 +24,22 @@ class Reply:
     headers: dict
 
 
+def _json(raw: bytes) -> dict:
+    """The body as JSON; anything else is kept under "not_json" for the test to see."""
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        return {"not_json": raw.decode(errors="replace")}
+    return body if isinstance(body, dict) else {"not_json": body}
+
+
 class LiveServer:
     """`gunicorn -w N wsgi:app` in a subprocess, configured by FAVSYNC_* variables."""
 
     def __init__(self, environment: dict[str, str], workers: int = 4) -> None:
         self.port = free_port()
+        # A file, not a pipe: nobody reads a pipe while the server runs, and a full one blocks it.
+        self.log = tempfile.NamedTemporaryFile(prefix="favsync-gunicorn-", suffix=".log", delete=False)
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, **environment}
         subprocess.run(
@@ -36,7 +49,7 @@ class LiveServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
              "--timeout", "60", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         self._wait_until_serving()
 
@@ -44,13 +57,16 @@ class LiveServer:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{self.process.stderr.read().decode()}")
+                raise RuntimeError(f"gunicorn exited:\n{self.output()}")
             try:
-                if self.request("GET", "/api/v1/favorites").status == 401:
+                if self.request("GET", "/healthz").status == 200:
                     return
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError("gunicorn did not start serving within 30 seconds")
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -64,9 +80,9 @@ class LiveServer:
             request.add_header(name, value)
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
-                return Reply(response.status, json.loads(response.read() or b"{}"), dict(response.headers))
+                return Reply(response.status, _json(response.read()), dict(response.headers))
         except urllib.error.HTTPError as error:
-            return Reply(error.code, json.loads(error.read() or b"{}"), dict(error.headers))
+            return Reply(error.code, _json(error.read()), dict(error.headers))
 
     def race(self, count: int, method: str, path: str, bodies=None, headers=None) -> list[Reply]:
         """Send `count` requests released at the same instant from `count` threads."""

@@ -12,23 +12,28 @@ VERSION_TABLE = "favsync_alembic_version"
 
 
 def schema_drift(app):
-    with app.app_context(), app.extensions["favsync"].db.engine.connect() as connection:
+    with app.extensions["favsync"].db.engine.connect() as connection:
         return compare_metadata(
             MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}),
             Base.metadata,
         )
 
 
-def test_upgrade_downgrade_upgrade_matches_the_models(tmp_path):
-    app = create_app(base_config(f"sqlite:///{tmp_path / 'm.sqlite3'}", port=25))
+def test_upgrade_downgrade_upgrade_matches_the_models(backend):
+    with backend.scratch_database() as database_uri:
+        app = create_app(base_config(database_uri, port=25))
+        check_round_trip(app)
+
+
+def check_round_trip(app):
     with app.app_context():
         flask_migrate.upgrade(directory=MIGRATIONS)
         flask_migrate.downgrade(directory=MIGRATIONS, revision="base")
         tables = sa.inspect(app.extensions["favsync"].db.engine).get_table_names()
         assert tables == ["favsync_alembic_version"]
         flask_migrate.upgrade(directory=MIGRATIONS)
-
-    assert schema_drift(app) == []
+        assert schema_drift(app) == []
+        app.extensions["favsync"].db.engine.dispose()
 
 
 def test_the_first_migration_creates_the_default_brokerage(app):

@@ -5,22 +5,14 @@ from urllib.parse import urlsplit
 import jwt
 import pytest
 
-from conftest import API, base_config
-from liveserver import LiveServer
+from conftest import API
 
 pytestmark = pytest.mark.server
 
 
 @pytest.fixture(scope="module")
-def server(smtp_server, tmp_path_factory):
-    path = tmp_path_factory.mktemp("live") / "favsync.sqlite3"
-    config = base_config(f"sqlite:///{path}", smtp_server.port)
-    environment = {k: str(v) for k, v in config.items() if k.startswith("FAVSYNC_")}
-    # Every test request comes from 127.0.0.1; the per-IP shield is not under test here.
-    environment["FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP"] = "10000 per hour"
-    live = LiveServer(environment, workers=4)  # runs `flask --app wsgi db upgrade` first
-    yield live
-    live.stop()
+def server(start_server):
+    return start_server()
 
 
 def login(server, inbox, address, headers=None):
@@ -47,6 +39,11 @@ def test_the_whole_flow_across_workers(server, inbox):
     assert deleted.body["favorites"] == listed.body["favorites"] == ["98970015", "98970171"]
     assert again.body["client_id"] == verified.body["client_id"]
     assert again.body["favorites"] == ["98970015", "98970171"]
+    log = server.output()
+    assert "flow@example.com" not in log and verified.body["auth_token"] not in log
+    assert "/verify/***" in log
+    for message in inbox.to("flow@example.com"):
+        assert inbox.secret_in(message) not in log
 
 
 def test_a_token_is_consumed_exactly_once_under_a_race(server, inbox):

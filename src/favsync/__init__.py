@@ -7,9 +7,10 @@ from typing import Any, Mapping
 from flask import Flask
 from flask_migrate import Migrate
 
-from . import errors
+from . import errors, health
 from .config import load_environment
 from .extension import FavSync
+from .requestlog import init_request_log
 from .signals import client_verified, favorites_changed
 
 __all__ = ["FavSync", "create_app", "client_verified", "favorites_changed"]
@@ -23,5 +24,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     FavSync(app)
     Migrate(app, app.extensions["favsync"].db)
+    app.register_blueprint(health.bp)
     errors.register(app)  # standalone: unknown URLs and methods get JSON too
+    init_request_log(app)
     return app

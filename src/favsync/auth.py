@@ -1,13 +1,17 @@
 """Blueprint: request a magic link, and verify it."""
+import logging
+
 from flask import Blueprint, current_app, request, url_for
 
 from . import validation
 from .errors import ApiError
 from .models import Brokerage, MagicLink, redeem_magic_link
+from .requestlog import mask_email
 from .signals import client_verified
 from .tokens import digest, is_magic_secret, issue_auth_token, new_magic_secret
 
 bp = Blueprint("auth", __name__)
+log = logging.getLogger("favsync.auth")
 
 LINK_SENT = "If that address can receive email, a sign-in link is on its way."
 
@@ -41,6 +45,7 @@ def request_magic_link():
     except ApiError:
         link.withdraw()  # a link nobody received must not hold a pending slot
         raise
+    log.info("magic link sent to %s", mask_email(email))
     return {"success": True, "message": LINK_SENT}, 202
 
 

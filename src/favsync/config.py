@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "FAVSYNC_MAIL_DEFAULT_SENDER": "no-reply@localhost",
     "FAVSYNC_MAIL_TIMEOUT": 10,
     "FAVSYNC_RATELIMIT_STORAGE_URI": "memory://",
+    "FAVSYNC_RATELIMIT_KEY_PREFIX": "favsync",
     "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL": "10 per hour",
     "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP": "20 per hour",
     "FAVSYNC_MAX_FAVORITES": 500,
@@ -83,6 +84,7 @@ class Settings:
     mail_default_sender: str
     mail_timeout: int
     ratelimit_storage_uri: str
+    ratelimit_key_prefix: str
     ratelimit_magic_link_per_email: str
     ratelimit_magic_link_per_ip: str
     max_favorites: int
@@ -113,6 +115,7 @@ class Settings:
             mail_default_sender=config["FAVSYNC_MAIL_DEFAULT_SENDER"],
             mail_timeout=config["FAVSYNC_MAIL_TIMEOUT"],
             ratelimit_storage_uri=config["FAVSYNC_RATELIMIT_STORAGE_URI"],
+            ratelimit_key_prefix=config["FAVSYNC_RATELIMIT_KEY_PREFIX"],
             ratelimit_magic_link_per_email=config["FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL"],
             ratelimit_magic_link_per_ip=config["FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP"],
             max_favorites=config["FAVSYNC_MAX_FAVORITES"],

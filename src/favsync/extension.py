@@ -1,6 +1,7 @@
 """FavSync, the Flask extension: wires configuration, database, limits, mail and routes."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from .config import Settings
 from .database import Base
 from .limiting import RequestLimits
 from .mail import Mailer
+
+log = logging.getLogger("favsync")
 
 api = Blueprint("favsync", __name__, template_folder="templates")
 api.register_blueprint(auth.bp)
@@ -76,6 +79,18 @@ def _own_database(app: Flask, settings: Settings) -> SQLAlchemy:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             sa.event.listen(db.engine, "connect", _sqlite_pragmas)
+
+    @app.teardown_appcontext  # runs before Flask-SQLAlchemy's own teardown
+    def release_session(_exc) -> None:
+        try:
+            db.session.remove()
+        except sa.exc.DBAPIError:
+            # The database went away mid-request (a restart, a failover): rolling back
+            # on the dead connection fails, so drop it; pre-ping replaces it later.
+            log.warning("database connection lost; discarding it")
+            db.session.invalidate()
+            db.session.remove()
+
     return db
 
 

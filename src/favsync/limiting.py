@@ -6,15 +6,20 @@ decided in models.MagicLink.issue; these limits only blunt floods of requests.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 
 from flask import Flask, request
 from flask_limiter import Limiter
 from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from .config import Settings
 from .errors import ApiError
+
+log = logging.getLogger("favsync.limits")
 
 
 class RequestLimits:
@@ -33,12 +38,16 @@ class RequestLimits:
             headers_enabled=False,
             swallow_errors=False,
             in_memory_fallback_enabled=False,
-            key_prefix="favsync",
+            key_prefix=settings.ratelimit_key_prefix,
         )
         # This limiter never limits a route by itself, favsync's or the host's:
-        # favsync's views call hit() with keys they have validated first.
+        # favsync's views call hit_magic_link() with keys they have validated first.
         self.limiter.request_filter(lambda: True)
         self.limiter.init_app(app)
+        # While the shared storage is down, each process limits on its own
+        # rather than letting every request through or refusing them all.
+        self._fallback = MovingWindowRateLimiter(MemoryStorage())
+        self.key_prefix = settings.ratelimit_key_prefix  # several apps can share one Redis
         self.magic_link_per_email = parse(settings.ratelimit_magic_link_per_email)
         self.magic_link_per_ip = parse(settings.ratelimit_magic_link_per_ip)
 
@@ -49,10 +58,25 @@ class RequestLimits:
         self._hit(self.magic_link_per_email, "magic-link-email", email_key)
         self._hit(self.magic_link_per_ip, "magic-link-ip", ip or "unknown")
 
+    def storage_reachable(self) -> bool:
+        try:
+            return bool(self.limiter.storage.check())
+        except Exception:
+            return False
+
     def _hit(self, item, scope: str, key: str) -> None:
-        if self.limiter.limiter.hit(item, scope, key):
+        identifiers = (self.key_prefix, scope, key)
+        strategy = self.limiter.limiter
+        try:
+            allowed = strategy.hit(item, *identifiers)
+        except Exception as exc:  # the storage's own errors (redis, memcached, ...)
+            log.warning("rate-limit storage unavailable (%s); limiting per process",
+                        exc.__class__.__name__)
+            strategy = self._fallback
+            allowed = strategy.hit(item, *identifiers)
+        if allowed:
             return
-        reset_at = self.limiter.limiter.get_window_stats(item, scope, key).reset_time
+        reset_at = strategy.get_window_stats(item, *identifiers).reset_time
         retry_after = max(1, math.ceil(reset_at - time.time()))
         raise ApiError(
             429,

@@ -1,0 +1,47 @@
+"""gunicorn settings for `make serve`; override with GUNICORN_CMD_ARGS="--bind ... --workers ..."."""
+import sys
+
+wsgi_app = "wsgi:app"
+bind = "127.0.0.1:8000"
+workers = 4
+timeout = 30  # a worker silent this long is killed and replaced
+graceful_timeout = 30  # on SIGTERM, finish requests in flight for up to this long
+keepalive = 5
+# favsync logs one line per request itself (logger favsync.requests), with a
+# request id and the magic-link secret masked; gunicorn's access log would
+# print verify URLs, secrets included.
+accesslog = None
+errorlog = "-"
+preload_app = False
+
+# Replaces gunicorn's logging dict whole, so it names gunicorn's handlers too.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "line": {"format": "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "line",
+                    "stream": "ext://sys.stdout"},
+        "error_console": {"class": "logging.StreamHandler", "formatter": "line",
+                          "stream": "ext://sys.stderr"},
+    },
+    "root": {"level": "WARNING", "handlers": ["error_console"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
+        # Silenced: it would print verify URLs, magic-link secrets included.
+        "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+        "favsync": {"level": "INFO", "handlers": ["console"], "propagate": False},
+    },
+}
+
+
+def post_fork(server, worker):
+    """With --preload, drop pooled connections inherited from the master process."""
+    wsgi = sys.modules.get("wsgi")
+    if wsgi is not None:
+        app = wsgi.app
+        with app.app_context():
+            for engine in app.extensions["favsync"].db.engines.values():
+                engine.dispose(close=False)

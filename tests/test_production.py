@@ -1,0 +1,76 @@
+"""Guarantees that need the production stack: limits shared through Redis, a PostgreSQL restart."""
+import os
+import subprocess
+import threading
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from conftest import API
+
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.skipif(
+        os.environ.get("FAVSYNC_TEST_BACKEND", "sqlite") != "postgres",
+        reason="needs PostgreSQL and Redis: make test-postgres",
+    ),
+]
+
+
+def test_request_limits_hold_across_workers(start_server):
+    server = start_server(FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP="6 per hour")
+    bodies = [{"email": f"ip{i}@example.com"} for i in range(16)]
+
+    replies = server.race(16, "POST", f"{API}/magic-link", bodies)
+
+    assert Counter(r.status for r in replies) == {202: 6, 429: 10}
+    assert {r.body["error"]["code"] for r in replies if r.status == 429} == {"rate_limited"}
+
+
+def pg_ctlcluster(action: str) -> None:
+    versions = sorted(Path("/etc/postgresql").iterdir()) if Path("/etc/postgresql").is_dir() else []
+    if not versions:
+        raise RuntimeError("the restart test needs a local cluster run by pg_ctlcluster")
+    command = ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1].name, "main", action]
+    if action == "stop":
+        command += ["-m", "fast"]  # disconnect the workers' pooled connections now
+    subprocess.run(command, check=True, timeout=120, capture_output=True)
+
+
+def test_a_database_restart_under_load_leaves_the_service_healthy(start_server, inbox):
+    server = start_server()
+    server.request("POST", f"{API}/magic-link", {"email": "restart@example.com"})
+    token = server.request("GET", urlsplit(inbox.link_for("restart@example.com")).path).body
+    bearer = {"Authorization": f"Bearer {token['auth_token']}"}
+    during_load, stop, started = [], threading.Event(), threading.Event()
+
+    def load():
+        while not stop.is_set():
+            during_load.append(server.request("GET", API, None, bearer))
+            if len(during_load) >= 20:
+                started.set()
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    started.wait(timeout=60)
+    pg_ctlcluster("stop")
+    try:
+        outage = [server.request("GET", API, None, bearer) for _ in range(8)]
+        readiness = server.request("GET", "/readyz")
+    finally:
+        pg_ctlcluster("start")
+    recovered = [server.request("GET", API, None, bearer) for _ in range(12)]
+    stop.set()
+    for worker in workers:
+        worker.join()
+
+    assert [r.status for r in outage] == [503] * 8
+    assert {r.body["error"]["code"] for r in outage} == {"database_unavailable"}
+    assert readiness.status == 503 and readiness.body["failing"] == ["database"]
+    assert [r.status for r in recovered] == [200] * 12
+    assert server.request("GET", "/readyz").status == 200
+    assert {r.status for r in during_load} <= {200, 503}, server.output()[-5000:]
+    assert not [r for r in during_load if "not_json" in r.body]
