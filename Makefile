@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # emails go to the console. Set FLASK_DEBUG=0 (and FAVSYNC_*) for real settings.
 DEV := FLASK_DEBUG=$${FLASK_DEBUG:-1}
 
-.PHONY: install run test serve upgrade migration clean
+.PHONY: install run test test-postgres serve upgrade migration clean
 
 install: $(VENV)/.installed
 
@@ -15,7 +15,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 		{ echo "favsync needs Python 3.11 or newer: make PYTHON=python3.12 ..."; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,postgres,redis]"
 	touch $@
 
 run: install
@@ -24,6 +24,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The same suite on PostgreSQL and Redis at 127.0.0.1 (a fresh database per run).
+test-postgres: install
+	FAVSYNC_TEST_BACKEND=postgres $(BIN)/python -m pytest
 
 serve: install
 	$(BIN)/gunicorn --config gunicorn.conf.py
