@@ -74,3 +74,16 @@ def test_a_database_restart_under_load_leaves_the_service_healthy(start_server, 
     assert server.request("GET", "/readyz").status == 200
     assert {r.status for r in during_load} <= {200, 503}, server.output()[-5000:]
     assert not [r for r in during_load if "not_json" in r.body]
+
+
+def test_a_connection_killed_mid_request_is_discarded_not_raised(app, client):
+    import sqlalchemy as sa
+
+    db = app.extensions["favsync"].db
+    with app.app_context():
+        pid = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        with db.engine.connect() as admin:
+            admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    # Leaving the app context above rolled back on the dead connection; it must not raise.
+
+    assert client.get("/readyz").status_code == 200

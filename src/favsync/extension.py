@@ -88,7 +88,7 @@ def _own_database(app: Flask, settings: Settings) -> SQLAlchemy:
             # The database went away mid-request (a restart, a failover): rolling back
             # on the dead connection fails, so drop it; pre-ping replaces it later.
             log.warning("database connection lost; discarding it")
-            db.session.invalidate()
+            db.session().invalidate()
             db.session.remove()
 
     return db
