@@ -19,8 +19,9 @@ from sqlalchemy.engine import make_url
 
 from favsync import create_app
 
+from favsync.database import MIGRATIONS_DIRECTORY as MIGRATIONS
+
 ROOT = Path(__file__).resolve().parents[1]
-MIGRATIONS = str(ROOT / "migrations")
 TABLES = ("favsync_favorites", "favsync_magic_links", "favsync_clients", "favsync_brokerages")
 
 

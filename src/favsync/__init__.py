@@ -9,11 +9,19 @@ from flask_migrate import Migrate
 
 from . import errors, health
 from .config import load_environment
-from .extension import FavSync
+from .database import MIGRATIONS_DIRECTORY, include_name
+from .extension import FavSync, api as blueprint
 from .requestlog import init_request_log
 from .signals import client_verified, favorites_changed
 
-__all__ = ["FavSync", "create_app", "client_verified", "favorites_changed"]
+__all__ = [
+    "FavSync",
+    "blueprint",
+    "client_verified",
+    "create_app",
+    "favorites_changed",
+    "include_name",
+]
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -23,7 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     load_environment(app.config)
     app.config.update(config or {})
     FavSync(app)
-    Migrate(app, app.extensions["favsync"].db)
+    Migrate(app, app.extensions["favsync"].db, directory=MIGRATIONS_DIRECTORY)
     app.register_blueprint(health.bp)
     errors.register(app)  # standalone: unknown URLs and methods get JSON too
     init_request_log(app)

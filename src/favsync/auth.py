@@ -7,7 +7,7 @@ from . import validation
 from .errors import ApiError
 from .models import Brokerage, MagicLink, redeem_magic_link
 from .requestlog import mask_email
-from .signals import client_verified
+from .signals import client_verified, notify
 from .tokens import digest, is_magic_secret, issue_auth_token, new_magic_secret
 
 bp = Blueprint("auth", __name__)
@@ -64,8 +64,8 @@ def verify_magic_link(token: str):
     if not is_magic_secret(token):
         raise ApiError(400, "invalid_token", "This sign-in link is not valid.")
     login = redeem_magic_link(digest(token))
-    client_verified.send(
-        current_app._get_current_object(),
+    notify(
+        client_verified,
         session_id=login.session_id,
         client_id=login.client_id,
         brokerage_id=login.brokerage_id,

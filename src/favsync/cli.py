@@ -3,9 +3,11 @@ from datetime import timedelta
 
 import click
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 from flask.cli import AppGroup
 
-from .database import session, utcnow
+from .database import MIGRATIONS_DIRECTORY, session, utcnow
 
 favsync_cli = AppGroup("favsync", help="Manage favsync's brokerages and magic links.")
 
@@ -37,3 +39,36 @@ def purge(days: int) -> None:
     )
     session().commit()
     click.echo(f"purged {result.rowcount} magic links")
+
+
+@favsync_cli.group("db")
+def db_cli() -> None:
+    """Migrate favsync's tables (in favsync's database, or the host's)."""
+
+
+def _alembic() -> Config:
+    # favsync's migrations ship inside the package and keep their own version
+    # table (favsync_alembic_version), so they never mix with a host's history.
+    config = Config(f"{MIGRATIONS_DIRECTORY}/alembic.ini")
+    config.set_main_option("script_location", MIGRATIONS_DIRECTORY)
+    return config
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Create or upgrade favsync's tables."""
+    command.upgrade(_alembic(), revision)
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Downgrade favsync's tables to REVISION ('base' removes them)."""
+    command.downgrade(_alembic(), revision)
+
+
+@db_cli.command("current")
+def db_current() -> None:
+    """Show favsync's current migration."""
+    command.current(_alembic())

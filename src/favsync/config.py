@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "FAVSYNC_MAIL_USE_SSL": False,
     "FAVSYNC_MAIL_USERNAME": None,
     "FAVSYNC_MAIL_PASSWORD": None,
-    "FAVSYNC_MAIL_DEFAULT_SENDER": "no-reply@localhost",
+    "FAVSYNC_MAIL_DEFAULT_SENDER": None,  # None: the host's MAIL_DEFAULT_SENDER, else no-reply@localhost
     "FAVSYNC_MAIL_TIMEOUT": 10,
     "FAVSYNC_RATELIMIT_STORAGE_URI": "memory://",
     "FAVSYNC_RATELIMIT_KEY_PREFIX": "favsync",
@@ -81,7 +81,7 @@ class Settings:
     mail_use_ssl: bool
     mail_username: str | None
     mail_password: str | None
-    mail_default_sender: str
+    mail_default_sender: str | None
     mail_timeout: int
     ratelimit_storage_uri: str
     ratelimit_key_prefix: str

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timezone
+from pathlib import Path
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session
 
-SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+TABLE_PREFIX = "favsync_"
+MIGRATIONS_DIRECTORY = str(Path(__file__).parent / "migrations")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -89,3 +91,16 @@ def _lock_id(key: str) -> int:
     """Map a lock name to PostgreSQL's signed 64-bit advisory lock space."""
     digest = hashlib.sha256(f"favsync:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def include_name(name: str | None, type_: str, parent_names: dict) -> bool:
+    """Alembic filter for a host's migrations: favsync's tables are favsync's to migrate.
+
+    Pass it to the host's Flask-Migrate: Migrate(app, db, include_name=favsync.include_name).
+    """
+    return type_ != "table" or not (name or "").startswith(TABLE_PREFIX)
+
+
+def include_only_favsync(name: str | None, type_: str, parent_names: dict) -> bool:
+    """Alembic filter for favsync's own migrations: never touch a host's tables."""
+    return type_ != "table" or (name or "").startswith(TABLE_PREFIX)

@@ -8,6 +8,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, request
 from flask_sqlalchemy import SQLAlchemy
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from . import auth, errors, favorites
 from .cli import favsync_cli
@@ -22,6 +23,32 @@ api = Blueprint("favsync", __name__, template_folder="templates")
 api.register_blueprint(auth.bp)
 api.register_blueprint(favorites.bp)
 errors.register(api)
+
+
+# Routing errors never reach blueprint error handlers, so inside a host a wrong
+# URL or method under favsync's prefix would get the host's (HTML) 404 or 405.
+# These routes catch what no favsync route matched and answer in favsync's JSON.
+UNROUTED = "unrouted"
+ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+@api.route("", endpoint=UNROUTED, methods=["POST", "PUT", "PATCH", "DELETE"])
+@api.route("/<path:_path>", endpoint=UNROUTED, methods=ANY_METHOD)
+def unrouted(_path: str = ""):
+    """Raise 405 if another method would match this URL, else 404."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = [method for method in ANY_METHOD if _routes_elsewhere(adapter, method)]
+    if allowed:
+        raise MethodNotAllowed(valid_methods=allowed)
+    raise NotFound()
+
+
+def _routes_elsewhere(adapter, method: str) -> bool:
+    try:
+        endpoint, _ = adapter.match(method=method)
+    except HTTPException:
+        return False
+    return endpoint != f"{request.blueprint}.{UNROUTED}"
 
 
 @api.before_request
@@ -43,18 +70,30 @@ class FavSyncState:
 class FavSync:
     """Favourites sync with magic-link login, as a Flask extension."""
 
-    def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None) -> None:
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        db: SQLAlchemy | None = None,
+        register_blueprint: bool = True,
+    ) -> None:
         self.db = db
         if app is not None:
-            self.init_app(app)
+            self.init_app(app, register_blueprint=register_blueprint)
 
-    def init_app(self, app: Flask, *, register_blueprint: bool = True) -> None:
+    def init_app(
+        self, app: Flask, *, db: SQLAlchemy | None = None, register_blueprint: bool = True
+    ) -> None:
+        """Add favsync to `app`, on the host's `db` if given (else its own database).
+
+        With register_blueprint=False the host mounts `favsync.blueprint` itself.
+        """
         settings = Settings.from_app(app)
-        db = self.db or app.extensions.get("sqlalchemy") or _own_database(app, settings)
+        db = db or self.db or app.extensions.get("sqlalchemy") or _own_database(app, settings)
         app.extensions["favsync"] = FavSyncState(
             settings=settings,
             db=db,
-            limits=RequestLimits(app, settings),
+            limits=RequestLimits(settings),
             mailer=Mailer.for_app(app, settings),
         )
         if register_blueprint:

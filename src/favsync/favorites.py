@@ -3,7 +3,7 @@ from flask import Blueprint, current_app, g
 
 from . import validation
 from .models import listing_ids, merge_favorites, remove_favorite
-from .signals import favorites_changed
+from .signals import favorites_changed, notify
 from .tokens import auth_required
 
 bp = Blueprint("favorites", __name__)
@@ -25,9 +25,7 @@ def sync_favorites():
     limit = current_app.extensions["favsync"].settings.max_favorites
     favorites, added = merge_favorites(client_id, incoming, limit)
     if added:
-        favorites_changed.send(
-            current_app._get_current_object(), client_id=client_id, added=added, removed=[]
-        )
+        notify(favorites_changed, client_id=client_id, added=added, removed=[])
     return {"success": True, "favorites": favorites}
 
 
@@ -39,7 +37,5 @@ def delete_favorite(listing_id: str):
     client_id = g.client.id
     favorites, removed = remove_favorite(client_id, listing_id)
     if removed:
-        favorites_changed.send(
-            current_app._get_current_object(), client_id=client_id, added=[], removed=[listing_id]
-        )
+        notify(favorites_changed, client_id=client_id, added=[], removed=[listing_id])
     return {"success": True, "favorites": favorites}

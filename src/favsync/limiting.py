@@ -25,25 +25,22 @@ log = logging.getLogger("favsync.limits")
 class RequestLimits:
     """favsync's own Flask-Limiter for one app, checked explicitly from views."""
 
-    def __init__(self, app: Flask, settings: Settings) -> None:
-        # Every option is explicit so that a host's RATELIMIT_* settings never leak in.
+    def __init__(self, settings: Settings) -> None:
+        # Flask-Limiter configures itself from the app it is given (every RATELIMIT_*
+        # key) and hooks that app's requests. favsync gives it a private app holding
+        # only favsync's settings: a host's limiter settings never change favsync's
+        # limits, and favsync's limiter never touches a host route. favsync's views
+        # call hit_magic_link() with keys they have validated first.
+        settings_app = Flask("favsync.limits")
         self.limiter = Limiter(
             lambda: request.remote_addr or "unknown",
-            default_limits=[],
-            application_limits=[],
-            default_limits_exempt_when=lambda: True,
-            application_limits_exempt_when=lambda: True,
             storage_uri=settings.ratelimit_storage_uri,
             strategy="moving-window",
             headers_enabled=False,
             swallow_errors=False,
-            in_memory_fallback_enabled=False,
             key_prefix=settings.ratelimit_key_prefix,
         )
-        # This limiter never limits a route by itself, favsync's or the host's:
-        # favsync's views call hit_magic_link() with keys they have validated first.
-        self.limiter.request_filter(lambda: True)
-        self.limiter.init_app(app)
+        self.limiter.init_app(settings_app)
         # While the shared storage is down, each process limits on its own
         # rather than letting every request through or refusing them all.
         self._fallback = MovingWindowRateLimiter(MemoryStorage())

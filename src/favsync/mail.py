@@ -65,7 +65,8 @@ class Mailer:
                 "FAVSYNC_MAIL_SERVER is not set: outside debug and testing favsync sends "
                 "magic links by SMTP and will not write them to the log"
             )
-        return cls(state, settings.mail_default_sender, settings.mail_timeout)
+        sender = settings.mail_default_sender or getattr(state, "default_sender", None)
+        return cls(state, sender or "no-reply@localhost", settings.mail_timeout)
 
     def send_magic_link(self, *, to: str, brokerage: str, url: str, minutes: int) -> None:
         """Email a sign-in link; raise a 503 ApiError if it cannot be handed to SMTP."""

@@ -5,7 +5,7 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
-from favsync.database import Base
+from favsync.database import Base, include_only_favsync
 
 config = context.config
 if config.config_file_name:
@@ -18,7 +18,8 @@ VERSION_TABLE = "favsync_alembic_version"
 
 
 def _engine():
-    return current_app.extensions["migrate"].db.engine
+    # favsync's database: its own, or the host's it was given.
+    return current_app.extensions["favsync"].db.engine
 
 
 def _skip_empty_autogenerate(context, revision, directives):
@@ -48,6 +49,7 @@ def run_migrations_online():
             version_table=VERSION_TABLE,
             render_as_batch=engine.dialect.name == "sqlite",  # SQLite cannot ALTER most things
             compare_type=True,
+            include_name=include_only_favsync,
             process_revision_directives=_skip_empty_autogenerate,
         )
         with context.begin_transaction():

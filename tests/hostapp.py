@@ -1,0 +1,79 @@
+"""A brokerage's existing Flask site, embedding favsync as README.md shows."""
+from flask import Flask, request
+from flask_limiter import ExemptionScope, Limiter
+from flask_mail import Mail
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+import favsync
+
+
+class HostBase(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=HostBase)
+mail = Mail()
+limiter = Limiter(lambda: request.remote_addr or "", default_limits=["3 per minute"])
+favorites = favsync.FavSync()
+
+
+class Listing(db.Model):
+    __tablename__ = "listings"
+    id: Mapped[str] = mapped_column(primary_key=True)
+    address: Mapped[str]
+
+
+class Lead(db.Model):
+    __tablename__ = "leads"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str]
+    session_id: Mapped[str | None]
+
+
+def record_lead(app, *, session_id, client_id, brokerage_id, email):
+    """The moment an anonymous visitor becomes a lead: tell the CRM."""
+    db.session.add(Lead(email=email, session_id=session_id))
+    db.session.commit()
+
+
+def create_host_app(config: dict, *, register_blueprint: bool = True) -> Flask:
+    app = Flask(__name__)
+    app.config.update(config)
+    db.init_app(app)
+    mail.init_app(app)
+    limiter.init_app(app)
+    Migrate(app, db, include_name=favsync.include_name)  # leave favsync's tables alone
+    favorites.init_app(app, db=db, register_blueprint=register_blueprint)
+    limiter.exempt(  # optional: favsync keeps its own limits
+        favsync.blueprint,
+        flags=ExemptionScope.DEFAULT | ExemptionScope.APPLICATION | ExemptionScope.DESCENDENTS,
+    )
+    favsync.client_verified.connect(record_lead, app)
+
+    @app.get("/")
+    def home():
+        return "<h1>Lakeside Homes</h1>"
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("a host bug")
+
+    @app.errorhandler(404)
+    def page_not_found(error):
+        return "<h1>Page not found</h1>", 404
+
+    @app.errorhandler(405)
+    def method_not_allowed(error):
+        return "<h1>Not like that</h1>", 405
+
+    @app.errorhandler(429)
+    def slow_down(error):
+        return "<h1>Slow down</h1>", 429
+
+    @app.errorhandler(500)
+    def server_error(error):
+        return "<h1>Sorry, our fault</h1>", 500
+
+    return app

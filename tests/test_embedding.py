@@ -1,0 +1,244 @@
+"""favsync inside an existing Flask site: one call, and neither side breaks the other."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import flask_migrate
+import pytest
+import sqlalchemy as sa
+
+import favsync
+from hostapp import Lead, create_host_app, db
+
+from conftest import ROOT
+
+SESSION_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+
+
+@pytest.fixture
+def host_config(backend, inbox):
+    with backend.scratch_database() as database_uri:
+        yield {
+            "SQLALCHEMY_DATABASE_URI": database_uri,
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": inbox.port,
+            "MAIL_DEFAULT_SENDER": "Lakeside Homes <hello@lakeside.example>",
+            "MAIL_SUPPRESS_SEND": False,
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "FAVSYNC_SECRET_KEY": "host-secret-key-that-is-long-enough-for-hs256",
+            "FAVSYNC_URL_PREFIX": "/favs",
+            **backend.ratelimit_storage(),
+        }
+
+
+def build(config, mount=None, **kwargs):
+    app = create_host_app(config, **kwargs)
+    if mount:
+        mount(app)
+    result = app.test_cli_runner().invoke(args=["favsync", "db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        db.create_all()  # the host's own tables (a real host runs its own migrations)
+    return app
+
+
+@pytest.fixture
+def host(host_config):
+    app = build(host_config)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def log_in(client, inbox, address="visitor@example.com", prefix="/favs", **kwargs):
+    assert client.post(f"{prefix}/magic-link", json={"email": address}, **kwargs).status_code == 202
+    link = inbox.link_for(address)
+    response = client.get(urlsplit(link).path)
+    assert response.status_code == 200, response.json
+    return link, response.json
+
+
+def test_one_call_gives_the_host_the_whole_api(host, inbox):
+    client = host.test_client()
+    link, login = log_in(client, inbox, headers={"X-Session-ID": SESSION_ID})
+    bearer = {"Authorization": f"Bearer {login['auth_token']}"}
+
+    synced = client.post("/favs/sync", json={"favorites": ["C9231328", "98970014"]}, headers=bearer)
+    deleted = client.delete("/favs/C9231328", headers=bearer)
+
+    assert urlsplit(link).path.startswith("/favs/verify/")
+    assert synced.json["favorites"] == ["C9231328", "98970014"]
+    assert deleted.json["favorites"] == client.get("/favs", headers=bearer).json["favorites"] == ["98970014"]
+    assert inbox.to("visitor@example.com")[0]["From"] == "Lakeside Homes <hello@lakeside.example>"
+
+
+def test_favsync_uses_the_hosts_database_and_mail(host):
+    assert host.extensions["favsync"].db is db
+    assert host.extensions["mail"] is host.extensions["favsync"].mailer._state
+    with host.app_context():
+        tables = set(sa.inspect(db.engine).get_table_names())
+    assert {"listings", "leads", "favsync_clients", "favsync_favorites"} <= tables
+
+
+def test_the_host_hears_about_new_leads(host, inbox):
+    log_in(host.test_client(), inbox, headers={"X-Session-ID": SESSION_ID})
+
+    with host.app_context():
+        leads = db.session.execute(sa.select(Lead.email, Lead.session_id)).all()
+    assert leads == [("visitor@example.com", SESSION_ID)]
+
+
+def test_a_failing_host_hook_does_not_break_the_login(host, inbox, caplog):
+    with host.app_context():
+        Lead.__table__.drop(db.engine)  # the CRM hook will fail
+
+    link, login = log_in(host.test_client(), inbox)
+
+    assert login["success"] is True
+    assert "a favsync.client-verified receiver failed" in caplog.text
+
+
+def test_host_pages_stay_html_and_favsync_errors_stay_json(host):
+    client = host.test_client()
+
+    assert client.get("/nowhere").data == b"<h1>Page not found</h1>"
+    assert client.get("/boom").data == b"<h1>Sorry, our fault</h1>"
+    assert client.post("/").data == b"<h1>Not like that</h1>"
+    for response, status, code in [
+        (client.get("/favs/nowhere/at/all"), 404, "not_found"),
+        (client.get("/favs/magic-link"), 405, "method_not_allowed"),
+        (client.put("/favs"), 405, "method_not_allowed"),
+        (client.get("/favs"), 401, "unauthorized"),
+        (client.post("/favs/magic-link", json={"email": "nope"}), 400, "validation_error"),
+    ]:
+        assert response.status_code == status
+        assert response.json["error"]["code"] == code
+
+
+def test_host_limits_apply_to_host_routes_only(host, inbox):
+    client = host.test_client()
+    statuses = [client.get("/").status_code for _ in range(4)]
+    for address in ("one@example.com", "two@example.com", "three@example.com", "four@example.com"):
+        log_in(client, inbox, address)  # 4 per route: over the host's limit, were it applied
+
+    assert statuses == [200, 200, 200, 429]
+    assert client.get("/").data == b"<h1>Slow down</h1>"
+    assert "limiter" in host.extensions and all(
+        limiter.enabled for limiter in host.extensions["limiter"]
+    )
+
+
+@pytest.mark.parametrize(
+    "host_limits",
+    [
+        {"RATELIMIT_ENABLED": False},
+        {"RATELIMIT_DEFAULT": "1 per day", "RATELIMIT_APPLICATION": "1 per day"},
+        {"RATELIMIT_STORAGE_OPTIONS": {"unknown_option": 1}, "RATELIMIT_KEY_PREFIX": "host"},
+    ],
+)
+def test_host_limiter_settings_do_not_change_favsyncs_limits(host_config, inbox, host_limits):
+    host_config.update(host_limits, FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL="2 per hour")
+    client = build(host_config).test_client()
+
+    statuses = [
+        client.post("/favs/magic-link", json={"email": "v@example.com"}).status_code
+        for _ in range(3)
+    ]
+
+    assert statuses == [202, 202, 429]
+    refused = client.post("/favs/magic-link", json={"email": "v@example.com"})
+    assert refused.json["error"]["code"] == "rate_limited" and "Retry-After" in refused.headers
+
+
+def test_a_host_can_mount_the_blueprint_itself(host_config, inbox):
+    def mount(app):
+        app.register_blueprint(favsync.blueprint, url_prefix="/api/saved-homes")
+
+    client = build(host_config, mount, register_blueprint=False).test_client()
+
+    link, login = log_in(client, inbox, prefix="/api/saved-homes")
+
+    assert urlsplit(link).path.startswith("/api/saved-homes/verify/")
+    assert client.post("/favs/magic-link", json={"email": "x@example.com"}).status_code == 404
+
+
+def test_two_sites_in_one_process_keep_their_own_settings(host_config, inbox, backend):
+    first = build({**host_config, "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL": "1 per hour"})
+    with backend.scratch_database() as other_database:
+        second = build({**host_config, "SQLALCHEMY_DATABASE_URI": other_database,
+                        **backend.ratelimit_storage(),
+                        "FAVSYNC_URL_PREFIX": "/saved", "FAVSYNC_MAX_FAVORITES": 1})
+        ask = {"json": {"email": "v@example.com"}}
+
+        assert [first.test_client().post("/favs/magic-link", **ask).status_code for _ in range(2)] == [202, 429]
+        assert [second.test_client().post("/saved/magic-link", **ask).status_code for _ in range(2)] == [202, 202]
+        assert first.extensions["favsync"].settings.max_favorites == 500
+        with second.app_context():
+            db.engine.dispose()
+
+
+def test_host_migrations_leave_favsync_tables_alone(host_config, tmp_path):
+    app = create_host_app(host_config)
+    host_migrations = str(tmp_path / "host_migrations")
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["favsync", "db", "upgrade"]).exit_code == 0
+    with app.app_context():
+        flask_migrate.init(directory=host_migrations)
+        flask_migrate.migrate(directory=host_migrations, message="host tables")
+        flask_migrate.upgrade(directory=host_migrations)
+        flask_migrate.migrate(directory=host_migrations, message="nothing")
+        tables = set(sa.inspect(db.engine).get_table_names())
+        db.engine.dispose()
+
+    [revision] = list(Path(host_migrations, "versions").glob("*.py"))
+    assert "favsync" not in revision.read_text()
+    assert "create_table('listings'" in revision.read_text()
+    assert {"listings", "leads", "alembic_version", "favsync_alembic_version",
+            "favsync_favorites"} <= tables
+
+
+def test_a_pip_installed_favsync_migrates_a_host_without_this_repository(host_config, tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp_path / "wheel"), str(ROOT)],
+        check=True, capture_output=True,
+    )
+    [wheel] = (tmp_path / "wheel").glob("favsync-*.whl")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+         str(tmp_path / "site"), str(wheel)],
+        check=True, capture_output=True,
+    )
+    site = tmp_path / "site"
+    host = tmp_path / "site-host"
+    host.mkdir()
+    (host / "app.py").write_text(
+        "import favsync\n"
+        "from flask import Flask\n"
+        "from flask_sqlalchemy import SQLAlchemy\n"
+        "db = SQLAlchemy()\n"
+        "app = Flask(__name__)\n"
+        f"app.config.update({host_config!r}, FAVSYNC_MAIL_SERVER='127.0.0.1')\n"
+        "db.init_app(app)\n"
+        "favsync.FavSync(app, db=db)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import favsync; print(favsync.__file__)"],
+        cwd=host, env=env, capture_output=True, text=True, check=True,
+    )
+    upgrade = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", "favsync", "db", "upgrade"],
+        cwd=host, env=env, capture_output=True, text=True,
+    )
+
+    assert result.stdout.startswith(str(site))
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "Running upgrade  -> 0001" in upgrade.stderr
+    engine = sa.create_engine(host_config["SQLALCHEMY_DATABASE_URI"])
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT name FROM favsync_brokerages")).scalar() == "favsync"
+    engine.dispose()
