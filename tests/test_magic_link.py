@@ -1,4 +1,5 @@
 import hashlib
+import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -28,7 +29,8 @@ def test_sends_a_link_by_email(auth, inbox, app):
     assert message["Subject"] == "Your sign-in link for favsync"
     assert message["From"] == "favsync@test.example"
     text = message.get_body(("plain",)).get_content()
-    assert "expires in 15 minutes" in text
+    assert "expire in 15 minutes" in text
+    assert re.search(r"type this code: [0-9]{6}\b", text)
     link = inbox.link_for("visitor@example.com")
     assert link in message.get_body(("html",)).get_content()
     assert urlsplit(link).path.startswith(f"{API}/verify/")

@@ -89,3 +89,15 @@ def test_bad_input_is_a_client_error_over_http(server):
 
     assert [r.status for r in replies] == [400, 400, 400, 401]
     assert all(r.body["success"] is False for r in replies)
+
+
+def test_logging_out_everywhere_is_seen_by_every_worker(server, inbox):
+    phone = login(server, inbox, "everywhere@example.com").body["auth_token"]
+    laptop = login(server, inbox, "everywhere@example.com").body["auth_token"]
+    assert server.request("GET", API, None, {"Authorization": f"Bearer {laptop}"}).status == 200
+
+    out = server.request("POST", f"{API}/logout", {"all": True}, {"Authorization": f"Bearer {phone}"})
+    replies = server.race(12, "GET", API, headers={"Authorization": f"Bearer {laptop}"})
+
+    assert out.status == 200
+    assert [r.status for r in replies] == [401] * 12

@@ -1,6 +1,7 @@
 """Every FAVSYNC_* setting in one place: its default, how it is read, how it is checked."""
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -30,9 +31,26 @@ DEFAULTS: dict[str, Any] = {
     "FAVSYNC_RATELIMIT_KEY_PREFIX": "favsync",
     "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL": "10 per hour",
     "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP": "20 per hour",
+    "FAVSYNC_RATELIMIT_VERIFY_CODE_PER_IP": "30 per hour",
+    "FAVSYNC_RATELIMIT_EMAILS_GLOBAL": "1000 per hour",
     "FAVSYNC_MAX_FAVORITES": 500,
     "FAVSYNC_MAX_BODY_BYTES": 64 * 1024,
+    "FAVSYNC_REFRESH_TOKEN_TTL": 90 * 24 * 3600,
+    "FAVSYNC_REFRESH_COOKIE_SECURE": None,  # None: Secure, except in debug (plain-HTTP development)
+    "FAVSYNC_REFRESH_COOKIE_SAMESITE": "Lax",
+    "FAVSYNC_JWT_KEYS": None,  # {"key id": "secret", ...}; env: a JSON object
+    "FAVSYNC_JWT_ACTIVE_KID": None,
+    "FAVSYNC_TRUSTED_PROXIES": 0,
+    "FAVSYNC_CORS_ORIGINS": None,  # env: origins separated by spaces or commas
 }
+
+# How a variable whose default is None is read from the environment.
+KINDS = {
+    "FAVSYNC_REFRESH_COOKIE_SECURE": bool,
+    "FAVSYNC_JWT_KEYS": dict,
+    "FAVSYNC_CORS_ORIGINS": list,
+}
+SAMESITE_VALUES = ("Strict", "Lax", "None")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -50,13 +68,22 @@ def load_environment(config: dict, environ: Mapping[str, str] = os.environ) -> N
 
 
 def _parse(key: str, raw: str, default: Any) -> Any:
-    if isinstance(default, bool):
+    kind = KINDS.get(key) or type(default)
+    if kind is dict:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise ConfigError(f"{key} must be a JSON object such as {{\"2026-11\": \"secret\"}}") from None
+        return value
+    if kind is list:
+        return [item for item in raw.replace(",", " ").split() if item]
+    if kind is bool:
         if raw.strip().lower() in _TRUE:
             return True
         if raw.strip().lower() in _FALSE:
             return False
         raise ConfigError(f"{key} must be true or false, not {raw!r}")
-    if isinstance(default, int):
+    if kind is int:
         try:
             return int(raw)
         except ValueError:
@@ -87,8 +114,17 @@ class Settings:
     ratelimit_key_prefix: str
     ratelimit_magic_link_per_email: str
     ratelimit_magic_link_per_ip: str
+    ratelimit_verify_code_per_ip: str
+    ratelimit_emails_global: str
     max_favorites: int
     max_body_bytes: int
+    refresh_token_ttl: int
+    refresh_cookie_secure: bool
+    refresh_cookie_samesite: str
+    jwt_keys: dict  # key id (None: tokens without one) -> secret
+    jwt_active_kid: str | None
+    trusted_proxies: int
+    cors_origins: frozenset
 
     @classmethod
     def from_app(cls, app) -> Settings:
@@ -118,8 +154,21 @@ class Settings:
             ratelimit_key_prefix=config["FAVSYNC_RATELIMIT_KEY_PREFIX"],
             ratelimit_magic_link_per_email=config["FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL"],
             ratelimit_magic_link_per_ip=config["FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP"],
+            ratelimit_verify_code_per_ip=config["FAVSYNC_RATELIMIT_VERIFY_CODE_PER_IP"],
+            ratelimit_emails_global=config["FAVSYNC_RATELIMIT_EMAILS_GLOBAL"],
             max_favorites=config["FAVSYNC_MAX_FAVORITES"],
             max_body_bytes=config["FAVSYNC_MAX_BODY_BYTES"],
+            refresh_token_ttl=config["FAVSYNC_REFRESH_TOKEN_TTL"],
+            refresh_cookie_secure=(
+                not app.debug
+                if config["FAVSYNC_REFRESH_COOKIE_SECURE"] is None
+                else config["FAVSYNC_REFRESH_COOKIE_SECURE"]
+            ),
+            refresh_cookie_samesite=config["FAVSYNC_REFRESH_COOKIE_SAMESITE"],
+            jwt_keys=_key_ring(config, secret_key),
+            jwt_active_kid=config["FAVSYNC_JWT_ACTIVE_KID"],
+            trusted_proxies=config["FAVSYNC_TRUSTED_PROXIES"],
+            cors_origins=frozenset(config["FAVSYNC_CORS_ORIGINS"] or ()),
         )
         settings._check()
         return settings
@@ -135,17 +184,65 @@ class Settings:
             "FAVSYNC_MAIL_TIMEOUT",
             "FAVSYNC_MAX_FAVORITES",
             "FAVSYNC_MAX_BODY_BYTES",
+            "FAVSYNC_REFRESH_TOKEN_TTL",
         ):
             value = getattr(self, key.removeprefix("FAVSYNC_").lower())
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{key} must be a positive whole number, not {value!r}")
         if self.magic_link_url is not None and "{token}" not in self.magic_link_url:
             raise ConfigError("FAVSYNC_MAGIC_LINK_URL must contain '{token}'")
-        for key in ("FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL", "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP"):
+        if not isinstance(self.trusted_proxies, int) or self.trusted_proxies < 0:
+            raise ConfigError("FAVSYNC_TRUSTED_PROXIES must be a whole number, 0 or more")
+        if self.refresh_cookie_samesite not in SAMESITE_VALUES:
+            raise ConfigError(f"FAVSYNC_REFRESH_COOKIE_SAMESITE must be one of {SAMESITE_VALUES}")
+        if self.refresh_cookie_samesite == "None" and not self.refresh_cookie_secure:
+            raise ConfigError("FAVSYNC_REFRESH_COOKIE_SAMESITE=None needs a Secure cookie")
+        if self.jwt_active_kid not in self.jwt_keys:
+            raise ConfigError(
+                f"FAVSYNC_JWT_ACTIVE_KID {self.jwt_active_kid!r} is not a key of FAVSYNC_JWT_KEYS"
+            )
+        for origin in self.cors_origins:
+            if not origin.startswith(("http://", "https://")) or origin.endswith("/"):
+                raise ConfigError(
+                    f"FAVSYNC_CORS_ORIGINS holds {origin!r}; origins look like https://homes.example"
+                )
+        for key in (
+            "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL",
+            "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP",
+            "FAVSYNC_RATELIMIT_VERIFY_CODE_PER_IP",
+            "FAVSYNC_RATELIMIT_EMAILS_GLOBAL",
+        ):
             try:
                 parse_rate(getattr(self, key.removeprefix("FAVSYNC_").lower()))
             except ValueError as exc:
                 raise ConfigError(f"{key} is not a rate limit such as '10 per hour': {exc}") from None
+
+
+def _key_ring(config, secret_key: str) -> dict:
+    """The keys auth tokens may be signed with, by key id.
+
+    Without FAVSYNC_JWT_KEYS: one key, FAVSYNC_JWT_SECRET_KEY (else the secret
+    key), and tokens carry no key id. With it, tokens without a key id verify
+    only while FAVSYNC_JWT_SECRET_KEY is still set (the pre-rotation key).
+    """
+    keys = config["FAVSYNC_JWT_KEYS"]
+    if keys is None:
+        return {None: config["FAVSYNC_JWT_SECRET_KEY"] or secret_key}
+    if isinstance(keys, str):
+        keys = _parse("FAVSYNC_JWT_KEYS", keys, None)
+    if (
+        not isinstance(keys, dict)
+        or not keys
+        or not all(isinstance(k, str) and k and isinstance(v, str) and len(v) >= 32
+                   for k, v in keys.items())
+    ):
+        raise ConfigError(
+            "FAVSYNC_JWT_KEYS must map key ids to secrets of at least 32 characters"
+        )
+    ring = dict(keys)
+    if config["FAVSYNC_JWT_SECRET_KEY"]:
+        ring[None] = config["FAVSYNC_JWT_SECRET_KEY"]
+    return ring
 
 
 def _development_secret(app, relaxed: bool) -> str:

@@ -11,6 +11,7 @@ from flask_sqlalchemy import SQLAlchemy
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from . import auth, errors, favorites
+from .cors import add_cors_headers
 from .cli import favsync_cli
 from .config import Settings
 from .database import Base
@@ -23,6 +24,7 @@ api = Blueprint("favsync", __name__, template_folder="templates")
 api.register_blueprint(auth.bp)
 api.register_blueprint(favorites.bp)
 errors.register(api)
+api.after_request(add_cors_headers)
 
 
 # Routing errors never reach blueprint error handlers, so inside a host a wrong

@@ -10,7 +10,7 @@ import logging
 import math
 import time
 
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from limits import parse
 from limits.storage import MemoryStorage
@@ -47,6 +47,8 @@ class RequestLimits:
         self.key_prefix = settings.ratelimit_key_prefix  # several apps can share one Redis
         self.magic_link_per_email = parse(settings.ratelimit_magic_link_per_email)
         self.magic_link_per_ip = parse(settings.ratelimit_magic_link_per_ip)
+        self.verify_code_per_ip = parse(settings.ratelimit_verify_code_per_ip)
+        self.emails_global = parse(settings.ratelimit_emails_global)
 
     def hit_magic_link(self, email: str, ip: str | None) -> None:
         """Count one magic-link request; raise 429 when the email or the IP is over its rate."""
@@ -54,6 +56,14 @@ class RequestLimits:
         email_key = hashlib.sha256(email.encode()).hexdigest()[:32]
         self._hit(self.magic_link_per_email, "magic-link-email", email_key)
         self._hit(self.magic_link_per_ip, "magic-link-ip", ip or "unknown")
+
+    def hit_code_attempt(self, ip: str) -> None:
+        """Count one typed-code attempt from an IP; raise 429 over its rate."""
+        self._hit(self.verify_code_per_ip, "verify-code-ip", ip)
+
+    def hit_email_sent(self) -> None:
+        """Count one email against the global cap that protects the mail quota."""
+        self._hit(self.emails_global, "emails", "all")
 
     def storage_reachable(self) -> bool:
         try:
@@ -81,3 +91,16 @@ class RequestLimits:
             f"Too many sign-in requests ({item}); try again in {retry_after} seconds.",
             headers={"Retry-After": str(retry_after)},
         )
+
+
+def client_ip() -> str:
+    """The client's address: behind N trusted proxies, the Nth from the right in
+    X-Forwarded-For (each proxy appends the address it saw); without them, the
+    socket's peer, never a header a client could forge."""
+    trusted = current_app.extensions["favsync"].settings.trusted_proxies
+    if trusted:
+        hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",")]
+        hops = [hop for hop in hops if hop]
+        if len(hops) >= trusted:
+            return hops[-trusted]
+    return request.remote_addr or "unknown"

@@ -68,9 +68,11 @@ class Mailer:
         sender = settings.mail_default_sender or getattr(state, "default_sender", None)
         return cls(state, sender or "no-reply@localhost", settings.mail_timeout)
 
-    def send_magic_link(self, *, to: str, brokerage: str, url: str, minutes: int) -> None:
-        """Email a sign-in link; raise a 503 ApiError if it cannot be handed to SMTP."""
-        context = {"brokerage": brokerage, "url": url, "minutes": minutes, "email": to}
+    def send_magic_link(
+        self, *, to: str, brokerage: str, url: str, code: str, minutes: int
+    ) -> None:
+        """Email a sign-in link and code; raise a 503 ApiError if SMTP will not take it."""
+        context = {"brokerage": brokerage, "url": url, "code": code, "minutes": minutes}
         message = Message(
             subject=f"Your sign-in link for {brokerage}",
             recipients=[to],

@@ -1,7 +1,10 @@
 """Brokerages, their clients, magic links and favourites, with the SQL that changes them."""
 from __future__ import annotations
 
+import hashlib
 import math
+import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,6 +16,12 @@ from .errors import ApiError
 
 DEFAULT_BROKERAGE_ID = 1
 PENDING_WINDOW = timedelta(minutes=15)
+
+
+def sha256_hex(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+MAX_CODE_ATTEMPTS = 5  # wrong typed codes before an email's pending links die
 
 
 class Brokerage(Base):
@@ -50,25 +59,32 @@ class Client(Base):
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, server_default=sa.func.now()
     )
+    # Access tokens issued (iat) before this Unix time are refused: log out everywhere.
+    tokens_valid_after: Mapped[int] = mapped_column(default=0, server_default="0")
 
     @classmethod
-    def find_or_create(cls, brokerage_id: int, email: str) -> int:
-        """Return the id of the brokerage's client with this email, creating it if new."""
+    def find_or_create(cls, brokerage_id: int, email: str) -> sa.Row:
+        """Return (id, tokens_valid_after) of the brokerage's client with this email, creating it if new."""
         statement = insert(cls.__table__).values(
             brokerage_id=brokerage_id, email=email, created_at=utcnow()
         )
         # DO UPDATE (not DO NOTHING) so that RETURNING yields the existing row too.
         statement = statement.on_conflict_do_update(
             index_elements=["brokerage_id", "email"], set_={"email": statement.excluded.email}
-        ).returning(cls.__table__.c.id)
-        return session().execute(statement).scalar_one()
+        ).returning(cls.__table__.c.id, cls.__table__.c.tokens_valid_after)
+        return session().execute(statement).one()
 
     @classmethod
-    def authenticated(cls, client_id: int, brokerage_id: int, email: str) -> Client | None:
-        """Return the client a valid auth token names, if it still exists."""
+    def authenticated(
+        cls, client_id: int, brokerage_id: int, email: str, issued_at: int
+    ) -> Client | None:
+        """Return the client a valid auth token names, if it exists and was not logged out since."""
         return session().scalar(
             sa.select(cls).where(
-                cls.id == client_id, cls.brokerage_id == brokerage_id, cls.email == email
+                cls.id == client_id,
+                cls.brokerage_id == brokerage_id,
+                cls.email == email,
+                cls.tokens_valid_after <= issued_at,
             )
         )
 
@@ -87,6 +103,9 @@ class MagicLink(Base):
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, server_default=sa.func.now()
     )
+    code: Mapped[str | None] = mapped_column(sa.String(64))  # keyed hash of the typed code
+    next_path: Mapped[str | None] = mapped_column(sa.String(512))
+    failed_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
 
     @classmethod
     def issue(
@@ -96,6 +115,8 @@ class MagicLink(Base):
         token_digest: str,
         session_id: str | None,
         *,
+        code_digest: str | None = None,
+        next_path: str | None = None,
         ttl: int,
         max_pending: int,
     ) -> MagicLink:
@@ -110,6 +131,7 @@ class MagicLink(Base):
                 cls.used_at.is_(None),
                 cls.expires_at > now,
                 cls.created_at > now - PENDING_WINDOW,
+                cls.failed_attempts < MAX_CODE_ATTEMPTS,  # dead links hold no slot
             )
         ).all()
         if len(pending) >= max_pending:
@@ -128,6 +150,8 @@ class MagicLink(Base):
             email=email,
             token=token_digest,
             session_id=session_id,
+            code=code_digest,
+            next_path=next_path,
             expires_at=now + timedelta(seconds=ttl),
             created_at=now,
         )
@@ -151,29 +175,117 @@ class Login:
     email: str
     session_id: str | None
     favorites: list[str]
+    redirect: str | None
+    refresh_secret: str
+    not_before: int  # the earliest iat the client's new tokens may carry
 
 
-def redeem_magic_link(token_digest: str) -> Login:
+def _pending(links, now):
+    return sa.and_(
+        links.c.used_at.is_(None),
+        links.c.expires_at > now,
+        links.c.failed_attempts < MAX_CODE_ATTEMPTS,
+    )
+
+
+def redeem_magic_link(token_digest: str, *, refresh_ttl: int) -> Login:
     """Consume a magic link exactly once and log its client in, creating the client if new."""
-    db = session()
     links = MagicLink.__table__
     now = utcnow()
     # One conditional UPDATE decides the race: of any number of concurrent
     # redemptions, exactly one sees a row come back.
-    consumed = db.execute(
+    consumed = session().execute(
         sa.update(links)
-        .where(links.c.token == token_digest, links.c.used_at.is_(None), links.c.expires_at > now)
+        .where(links.c.token == token_digest, _pending(links, now))
         .values(used_at=now)
-        .returning(links.c.id, links.c.brokerage_id, links.c.email, links.c.session_id)
+        .returning(*_LOGIN_COLUMNS)
     ).first()
     if consumed is None:
-        db.rollback()
+        session().rollback()
         raise _why_unredeemable(token_digest, now)
-    client_id = Client.find_or_create(consumed.brokerage_id, consumed.email)
-    db.execute(sa.update(links).where(links.c.id == consumed.id).values(client_id=client_id))
-    favorites = listing_ids(client_id)
+    return _log_in(consumed, now, refresh_ttl)
+
+
+def redeem_magic_code(email: str, code_digest: str, *, refresh_ttl: int) -> Login:
+    """Consume the pending link whose typed code this is; count a wrong code against the email."""
+    db = session()
+    links = MagicLink.__table__
+    now = utcnow()
+    match = (
+        sa.select(links.c.id)
+        .where(links.c.email == email, links.c.code == code_digest, _pending(links, now))
+        .order_by(links.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    consumed = db.execute(
+        sa.update(links)
+        .where(links.c.id == match, _pending(links, now))
+        .values(used_at=now)
+        .returning(*_LOGIN_COLUMNS)
+    ).first()
+    if consumed is not None:
+        return _log_in(consumed, now, refresh_ttl)
+    attempts = db.scalars(
+        sa.update(links)
+        .where(links.c.email == email, _pending(links, now))
+        .values(failed_attempts=links.c.failed_attempts + 1)
+        .returning(links.c.failed_attempts)
+    ).all()
     db.commit()
-    return Login(client_id, consumed.brokerage_id, consumed.email, consumed.session_id, favorites)
+    if attempts and max(attempts) < MAX_CODE_ATTEMPTS:
+        raise ApiError(400, "invalid_code", "That code is not right; check the email and try again.")
+    if attempts or _has_dead_links(email, now):
+        raise _too_many_attempts()
+    raise ApiError(400, "invalid_code", "That code is not valid; request a new sign-in email.")
+
+
+def _has_dead_links(email: str, now: datetime) -> bool:
+    return session().scalar(
+        sa.select(sa.func.count()).where(
+            MagicLink.email == email,
+            MagicLink.used_at.is_(None),
+            MagicLink.expires_at > now,
+            MagicLink.failed_attempts >= MAX_CODE_ATTEMPTS,
+        )
+    ) > 0
+
+
+def _too_many_attempts() -> ApiError:
+    return ApiError(
+        410,
+        "too_many_attempts",
+        "Too many wrong codes: this sign-in email no longer works; request a new one.",
+    )
+
+
+_LOGIN_COLUMNS = [
+    MagicLink.__table__.c.id,
+    MagicLink.__table__.c.brokerage_id,
+    MagicLink.__table__.c.email,
+    MagicLink.__table__.c.session_id,
+    MagicLink.__table__.c.next_path,
+]
+
+
+def _log_in(consumed: sa.Row, now: datetime, refresh_ttl: int) -> Login:
+    db = session()
+    links = MagicLink.__table__
+    client = Client.find_or_create(consumed.brokerage_id, consumed.email)
+    db.execute(sa.update(links).where(links.c.id == consumed.id).values(client_id=client.id))
+    favorites = listing_ids(client.id)
+    refresh_secret = RefreshToken.issue(client.id, ttl=refresh_ttl, now=now)
+    db.commit()
+    return Login(
+        client_id=client.id,
+        brokerage_id=consumed.brokerage_id,
+        email=consumed.email,
+        session_id=consumed.session_id,
+        favorites=favorites,
+        redirect=consumed.next_path,
+        refresh_secret=refresh_secret,
+        not_before=client.tokens_valid_after,
+    )
 
 
 def _why_unredeemable(token_digest: str, now: datetime) -> ApiError:
@@ -182,7 +294,154 @@ def _why_unredeemable(token_digest: str, now: datetime) -> ApiError:
         return ApiError(400, "invalid_token", "This sign-in link is not valid.")
     if link.used_at is not None:
         return ApiError(410, "token_used", "This sign-in link was already used; request a new one.")
+    if link.failed_attempts >= MAX_CODE_ATTEMPTS and link.expires_at > now:
+        return _too_many_attempts()
     return ApiError(410, "token_expired", "This sign-in link has expired; request a new one.")
+
+
+class RefreshToken(Base):
+    """An opaque, rotating refresh token, kept only as a digest; rotations share a family."""
+
+    __tablename__ = "favsync_refresh_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("favsync_clients.id", ondelete="CASCADE"), index=True
+    )
+    family: Mapped[str] = mapped_column(sa.String(36), index=True)
+    token: Mapped[str] = mapped_column(sa.String(64), unique=True)  # SHA-256 of the secret
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=sa.func.now()
+    )
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @classmethod
+    def issue(cls, client_id: int, *, ttl: int, now: datetime, family: str | None = None) -> str:
+        """Store a new refresh token (in the caller's transaction); return its secret."""
+        secret = secrets.token_urlsafe(32)
+        session().execute(
+            sa.insert(cls).values(
+                client_id=client_id,
+                family=family or str(uuid.uuid4()),
+                token=sha256_hex(secret),
+                created_at=now,
+                expires_at=now + timedelta(seconds=ttl),
+            )
+        )
+        return secret
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """A rotated refresh token: who it belongs to, and the secret that replaces it."""
+
+    client_id: int
+    brokerage_id: int
+    email: str
+    not_before: int
+    refresh_secret: str
+
+
+def rotate_refresh_token(secret: str, *, ttl: int) -> Refresh:
+    """Swap a refresh token for a new one of its family; a reused one revokes the family."""
+    db = session()
+    tokens = RefreshToken.__table__
+    now = utcnow()
+    rotated = db.execute(
+        sa.update(tokens)
+        .where(
+            tokens.c.token == sha256_hex(secret),
+            tokens.c.rotated_at.is_(None),
+            tokens.c.revoked_at.is_(None),
+            tokens.c.expires_at > now,
+        )
+        .values(rotated_at=now)
+        .returning(tokens.c.client_id, tokens.c.family)
+    ).first()
+    if rotated is None:
+        _refuse_refresh(secret, now)
+    client = db.execute(
+        sa.select(Client.brokerage_id, Client.email, Client.tokens_valid_after).where(
+            Client.id == rotated.client_id
+        )
+    ).one()
+    new_secret = RefreshToken.issue(rotated.client_id, ttl=ttl, now=now, family=rotated.family)
+    db.commit()
+    return Refresh(
+        rotated.client_id, client.brokerage_id, client.email, client.tokens_valid_after, new_secret
+    )
+
+
+def _refuse_refresh(secret: str, now: datetime):
+    db = session()
+    tokens = RefreshToken.__table__
+    token = db.execute(
+        sa.select(tokens.c.family, tokens.c.rotated_at, tokens.c.revoked_at).where(
+            tokens.c.token == sha256_hex(secret)
+        )
+    ).first()
+    if token is not None and token.rotated_at is not None and token.revoked_at is None:
+        # A rotated token came back: someone kept a copy. End the whole family.
+        revoke_refresh_family(token.family, now)
+        db.commit()
+        raise _unauthorized("refresh_token_reused", "This session was ended; sign in again.")
+    db.rollback()
+    raise _unauthorized("invalid_refresh_token", "The refresh token is not valid; sign in again.")
+
+
+def refresh_token_owner(secret: str) -> sa.Row | None:
+    """Return (client_id, family) of a live refresh token, or None."""
+    tokens = RefreshToken.__table__
+    return session().execute(
+        sa.select(tokens.c.client_id, tokens.c.family).where(
+            tokens.c.token == sha256_hex(secret),
+            tokens.c.rotated_at.is_(None),
+            tokens.c.revoked_at.is_(None),
+            tokens.c.expires_at > utcnow(),
+        )
+    ).first()
+
+
+def end_refresh_session(secret: str) -> None:
+    """Revoke the family of this refresh token (one device's session), if it is live."""
+    owner = refresh_token_owner(secret) if secret else None
+    if owner is not None:
+        revoke_refresh_family(owner.family)
+        session().commit()
+
+
+def revoke_refresh_family(family: str, now: datetime | None = None) -> None:
+    tokens = RefreshToken.__table__
+    session().execute(
+        sa.update(tokens)
+        .where(tokens.c.family == family, tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now or utcnow())
+    )
+
+
+def log_out_everywhere(client_id: int) -> None:
+    """Refuse every token issued to the client until now, on every device."""
+    db = session()
+    now = utcnow()
+    # iat has whole seconds: round up, so a token issued earlier in this second is refused.
+    db.execute(
+        sa.update(Client)
+        .where(Client.id == client_id)
+        .values(tokens_valid_after=math.ceil(now.timestamp()))
+    )
+    tokens = RefreshToken.__table__
+    db.execute(
+        sa.update(tokens)
+        .where(tokens.c.client_id == client_id, tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    db.commit()
+
+
+def _unauthorized(code: str, message: str) -> ApiError:
+    return ApiError(401, code, message, headers={"WWW-Authenticate": "Bearer"})
 
 
 class Favorite(Base):

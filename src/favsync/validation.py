@@ -29,6 +29,11 @@ def json_object() -> dict:
     return body
 
 
+def optional_json_object() -> dict:
+    """Return the body as a JSON object; an empty body is an empty object."""
+    return json_object() if request.get_data(cache=True) else {}
+
+
 def email(body: dict) -> str:
     """Return the body's email, trimmed, lower-cased and checked."""
     value = body.get("email")
@@ -82,3 +87,47 @@ def listing_ids(body: dict) -> list[str]:
 
 def _listing_problem(loc: list) -> dict:
     return problem(loc, "A listing id has 1 to 50 characters from A-Z, a-z, 0-9, '.', '_' and '-'.", "string_pattern_mismatch")
+
+
+# A path on the brokerage site: one leading slash, then printable ASCII without
+# backslashes. This refuses //host, /\host, schemes, spaces and control characters.
+NEXT_PATH = re.compile(r"/(?![/\\])[!-\[\]-~]{0,511}")
+CODE = re.compile(r"[0-9]{6}")
+
+
+def next_path(body: dict) -> str | None:
+    """Return the body's optional `next`: where the visitor returns after logging in."""
+    value = body.get("next")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not NEXT_PATH.fullmatch(value):
+        raise validation_error([problem(
+            ["body", "next"],
+            "next must be a path on this site such as /listings/C9231328 (at most 512 characters).",
+            "value_error",
+        )])
+    return value
+
+
+def login_token(body: dict) -> str:
+    """Return the magic-link token of a POST verify (`token`, or seed 002's `code`)."""
+    value = body.get("token", body.get("code"))
+    if not isinstance(value, str):
+        raise validation_error([problem(["body", "token"], "token is required.", "missing" if value is None else "string_type")])
+    return value
+
+
+def typed_code(body: dict) -> str:
+    value = body.get("code")
+    if isinstance(value, str):
+        value = value.replace(" ", "")
+    if not isinstance(value, str) or not CODE.fullmatch(value):
+        raise validation_error([problem(["body", "code"], "code is the 6-digit number from the email.", "string_pattern_mismatch")])
+    return value
+
+
+def log_out_everywhere(body: dict) -> bool:
+    value = body.get("all", False)
+    if not isinstance(value, bool):
+        raise validation_error([problem(["body", "all"], "all must be true or false.", "bool_type")])
+    return value

@@ -1,0 +1,34 @@
+"""The refresh-token cookie: HttpOnly, never in a response body."""
+from flask import Response, current_app, url_for
+
+REFRESH_COOKIE = "favsync_refresh"
+
+
+def _path() -> str:
+    # favsync's API path, wherever the host mounted it: both /token/refresh and
+    # /logout need the cookie, no other path of the site gets it.
+    return url_for("favsync.auth.refresh_auth_token").removesuffix("/token/refresh") or "/"
+
+
+def set_refresh_cookie(response: Response, secret: str) -> None:
+    settings = current_app.extensions["favsync"].settings
+    response.set_cookie(
+        REFRESH_COOKIE,
+        secret,
+        max_age=settings.refresh_token_ttl,
+        path=_path(),
+        secure=settings.refresh_cookie_secure,
+        httponly=True,
+        samesite=settings.refresh_cookie_samesite,
+    )
+
+
+def clear_refresh_cookie(response: Response) -> None:
+    settings = current_app.extensions["favsync"].settings
+    response.delete_cookie(
+        REFRESH_COOKIE,
+        path=_path(),
+        secure=settings.refresh_cookie_secure,
+        httponly=True,
+        samesite=settings.refresh_cookie_samesite,
+    )
