@@ -57,6 +57,23 @@ class Inbox:
         return LINK.search(message.get_body(("plain",)).get_content()).group(0)
 
 
+@pytest.fixture(autouse=True)
+def contract(monkeypatch):
+    """Check every favsync response a test receives against the served OpenAPI document."""
+    from flask.testing import FlaskClient
+
+    from contract import check
+
+    original_open = FlaskClient.open
+
+    def open_and_check(self, *args, **kwargs):
+        response = original_open(self, *args, **kwargs)
+        check(self.application, response.request.method, response.request.path, response)
+        return response
+
+    monkeypatch.setattr(FlaskClient, "open", open_and_check)
+
+
 @pytest.fixture(scope="session")
 def smtp_server():
     inbox = Inbox()

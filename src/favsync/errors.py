@@ -30,6 +30,14 @@ def validation_error(details: list[dict]) -> ApiError:
     return ApiError(400, "validation_error", "The request is not valid.", details=details)
 
 
+def too_many_favorites(limit: int, count: int) -> ApiError:
+    return ApiError(
+        422,
+        "too_many_favorites",
+        f"A client can keep at most {limit} favourites; this sync would make {count}.",
+    )
+
+
 def error_response(error: ApiError):
     body = {"code": error.code, "message": error.message, "details": error.details}
     response = jsonify(success=False, error=body)

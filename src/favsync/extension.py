@@ -10,7 +10,7 @@ from flask import Blueprint, Flask, current_app, request
 from flask_sqlalchemy import SQLAlchemy
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from . import auth, errors, favorites
+from . import auth, errors, favorites, openapi
 from .cors import add_cors_headers
 from .cli import favsync_cli
 from .config import Settings
@@ -23,6 +23,7 @@ log = logging.getLogger("favsync")
 api = Blueprint("favsync", __name__, template_folder="templates")
 api.register_blueprint(auth.bp)
 api.register_blueprint(favorites.bp)
+api.register_blueprint(openapi.bp)
 errors.register(api)
 api.after_request(add_cors_headers)
 

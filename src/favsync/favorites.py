@@ -20,9 +20,9 @@ def list_favorites():
 @auth_required
 def sync_favorites():
     """Union-merge the device's favourites into the stored ones and return the result."""
-    incoming = validation.listing_ids(validation.json_object())
-    client_id = g.client.id
     limit = current_app.extensions["favsync"].settings.max_favorites
+    incoming = validation.listing_ids(validation.json_object(), limit)
+    client_id = g.client.id
     favorites, added = merge_favorites(client_id, incoming, limit)
     if added:
         notify(favorites_changed, client_id=client_id, added=added, removed=[])

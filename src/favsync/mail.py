@@ -93,5 +93,6 @@ class Mailer:
         except (smtplib.SMTPException, OSError) as exc:
             log.error("could not send email: %s", exc.__class__.__name__)
             raise ApiError(
-                503, "mail_unavailable", "The email could not be sent; try again shortly."
+                503, "mail_unavailable", "The email could not be sent; try again shortly.",
+                headers={"Retry-After": "30"},
             ) from None

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .database import Base, UTCDateTime, insert, serialize, session, utcnow
-from .errors import ApiError
+from .errors import ApiError, too_many_favorites
 
 DEFAULT_BROKERAGE_ID = 1
 PENDING_WINDOW = timedelta(minutes=15)
@@ -481,12 +481,7 @@ def merge_favorites(client_id: int, incoming: list[str], limit: int) -> tuple[li
     added = [listing_id for listing_id in dict.fromkeys(incoming) if listing_id not in known]
     if len(existing) + len(added) > limit:
         db.rollback()
-        raise ApiError(
-            422,
-            "too_many_favorites",
-            f"A client can keep at most {limit} favourites; this sync would make "
-            f"{len(existing) + len(added)}.",
-        )
+        raise too_many_favorites(limit, len(existing) + len(added))
     if added:
         now = utcnow()
         db.execute(

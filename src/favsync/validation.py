@@ -6,7 +6,7 @@ import re
 from email_validator import EmailNotValidError, validate_email
 from flask import request
 
-from .errors import ApiError, validation_error
+from .errors import ApiError, too_many_favorites, validation_error
 
 MAX_EMAIL_LENGTH = 254
 LISTING_ID = re.compile(r"[A-Za-z0-9._-]{1,50}")
@@ -39,15 +39,14 @@ def email(body: dict) -> str:
     value = body.get("email")
     if not isinstance(value, str):
         raise validation_error([problem(["body", "email"], "An email address is required.", "missing" if value is None else "string_type")])
-    value = value.strip().lower()
     if len(value) > MAX_EMAIL_LENGTH:
         raise validation_error([problem(["body", "email"], f"An email address has at most {MAX_EMAIL_LENGTH} characters.", "string_too_long")])
     try:
         # SMTPUTF8 local parts are refused: many mail servers would not deliver them.
-        checked = validate_email(value, allow_smtputf8=False, check_deliverability=False)
-        return checked.ascii_email.lower()
+        checked = validate_email(value.strip().lower(), allow_smtputf8=False, check_deliverability=False)
     except EmailNotValidError as exc:
         raise validation_error([problem(["body", "email"], str(exc), "value_error")]) from None
+    return checked.ascii_email.lower()
 
 
 def session_id() -> str | None:
@@ -55,13 +54,13 @@ def session_id() -> str | None:
     raw = request.headers.get("X-Session-ID")
     if raw is None:
         return None
-    if not SESSION_ID.fullmatch(raw.strip()):
+    if not SESSION_ID.fullmatch(raw):
         raise validation_error([problem(
             ["header", "X-Session-ID"],
             "X-Session-ID must be a UUID such as 550e8400-e29b-41d4-a716-446655440000.",
             "uuid_parsing",
         )])
-    return raw.strip().lower()
+    return raw.lower()
 
 
 def listing_id(value: str, loc: list) -> str:
@@ -70,11 +69,13 @@ def listing_id(value: str, loc: list) -> str:
     return value
 
 
-def listing_ids(body: dict) -> list[str]:
-    """Return the body's list of listing ids, each checked, duplicates kept."""
+def listing_ids(body: dict, limit: int) -> list[str]:
+    """Return the body's list of listing ids, each checked, duplicates kept (at most `limit`)."""
     values = body.get("favorites")
     if not isinstance(values, list):
         raise validation_error([problem(["body", "favorites"], "favorites must be a list of listing ids.", "missing" if values is None else "list_type")])
+    if len(values) > limit:
+        raise too_many_favorites(limit, len(values))
     problems = [
         _listing_problem(["body", "favorites", index])
         for index, value in enumerate(values)
@@ -90,8 +91,10 @@ def _listing_problem(loc: list) -> dict:
 
 
 # A path on the brokerage site: one leading slash, then printable ASCII without
-# backslashes. This refuses //host, /\host, schemes, spaces and control characters.
-NEXT_PATH = re.compile(r"/(?![/\\])[!-\[\]-~]{0,511}")
+# backslashes, the second character not a slash: this refuses //host, /\host,
+# schemes, spaces and control characters. (openapi.yaml holds the same pattern.)
+NEXT_PATH = re.compile(r"/(?:[!-.0-\[\]-~][!-\[\]-~]*)?")
+MAX_NEXT_LENGTH = 512
 CODE = re.compile(r"[0-9]{6}")
 
 
@@ -100,7 +103,7 @@ def next_path(body: dict) -> str | None:
     value = body.get("next")
     if value is None:
         return None
-    if not isinstance(value, str) or not NEXT_PATH.fullmatch(value):
+    if not isinstance(value, str) or len(value) > MAX_NEXT_LENGTH or not NEXT_PATH.fullmatch(value):
         raise validation_error([problem(
             ["body", "next"],
             "next must be a path on this site such as /listings/C9231328 (at most 512 characters).",
@@ -119,8 +122,6 @@ def login_token(body: dict) -> str:
 
 def typed_code(body: dict) -> str:
     value = body.get("code")
-    if isinstance(value, str):
-        value = value.replace(" ", "")
     if not isinstance(value, str) or not CODE.fullmatch(value):
         raise validation_error([problem(["body", "code"], "code is the 6-digit number from the email.", "string_pattern_mismatch")])
     return value

@@ -1,0 +1,69 @@
+"""Check a favsync response against the OpenAPI document the app serves."""
+from __future__ import annotations
+
+import functools
+import re
+
+from jsonschema import Draft202012Validator
+
+from favsync.openapi import document
+
+
+def favsync_prefix(app) -> str | None:
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.endswith("openapi.openapi_document"):
+            return rule.rule.removesuffix("/openapi.json")
+    return None
+
+
+@functools.cache
+def _templates(prefix: str, max_favorites: int) -> list[tuple[re.Pattern, str]]:
+    paths = document(prefix, max_favorites)["paths"]
+    # Literal paths before templated ones, as the router prefers them.
+    ordered = sorted(paths, key=lambda p: ("{" in p, p))
+    return [(re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(p)) + "$"), p) for p in ordered]
+
+
+def deref(doc: dict, node: dict) -> dict:
+    while isinstance(node, dict) and set(node) == {"$ref"}:
+        target = doc
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node = target
+    return node
+
+
+def check(app, method: str, path: str, response) -> None:
+    """Raise AssertionError when `response` is not what the document promises."""
+    state = app.extensions.get("favsync")
+    prefix = favsync_prefix(app)
+    if state is None or prefix is None or not path.startswith(prefix) or method == "OPTIONS":
+        return
+    doc = document(prefix, state.settings.max_favorites)
+    template = next((p for rx, p in _templates(prefix, state.settings.max_favorites) if rx.match(path)), None)
+    operation = doc["paths"][template].get(method.lower()) if template else None
+    if operation is None and method == "HEAD" and template:
+        operation = doc["paths"][template].get("get")
+    where = f"{method} {path} -> {response.status_code}"
+    if operation is None:
+        assert response.status_code in (404, 405), f"{where}: undocumented"
+        _check_body(doc, {"$ref": "#/components/schemas/Error"}, response, where)
+        return
+    responses = operation["responses"]
+    assert str(response.status_code) in responses, f"{where}: status not in the document"
+    spec = deref(doc, responses[str(response.status_code)])
+    for name, header in spec.get("headers", {}).items():
+        header = deref(doc, header)
+        if header.get("required"):
+            assert name in response.headers, f"{where}: missing header {name}"
+    if method == "HEAD" or "content" not in spec:
+        assert not response.get_data(), f"{where}: a body where none is documented"
+        return
+    assert response.mimetype == "application/json", f"{where}: {response.mimetype}"
+    _check_body(doc, spec["content"]["application/json"]["schema"], response, where)
+
+
+def _check_body(doc: dict, schema: dict, response, where: str) -> None:
+    validator = Draft202012Validator({**doc, **schema})
+    errors = sorted(validator.iter_errors(response.get_json()), key=str)
+    assert not errors, f"{where}: {errors[0].message} at {list(errors[0].absolute_path)}"

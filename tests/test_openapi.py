@@ -1,0 +1,75 @@
+"""The served OpenAPI document: valid 3.1, true to this deployment, and enforced on responses."""
+import pytest
+from openapi_spec_validator import validate
+
+from favsync import create_app
+
+from contract import check
+from conftest import API
+
+
+def test_the_document_is_served_and_valid_openapi_3_1(client):
+    response = client.get(f"{API}/openapi.json")
+
+    assert response.status_code == 200
+    doc = response.json
+    assert doc["openapi"] == "3.1.0"
+    validate(doc)
+    assert set(doc["paths"]) == {
+        f"{API}/magic-link", f"{API}/verify/{{token}}", f"{API}/verify", f"{API}/verify-code",
+        f"{API}/token/refresh", f"{API}/logout", API, f"{API}/sync", f"{API}/{{listing_id}}",
+        f"{API}/openapi.json",
+    }
+
+
+def test_the_document_follows_the_apps_settings(config):
+    config.update(FAVSYNC_URL_PREFIX="/saved", FAVSYNC_MAX_FAVORITES=50)
+    doc = create_app(config).test_client().get("/saved/openapi.json").json
+
+    assert "/saved/sync" in doc["paths"]
+    assert doc["components"]["schemas"]["SyncRequest"]["properties"]["favorites"]["maxItems"] == 50
+
+
+def test_every_route_of_favsync_is_documented(app):
+    doc = app.test_client().get(f"{API}/openapi.json").json
+    routes = {
+        (rule.rule.replace("<token>", "{token}").replace("<listing_id>", "{listing_id}"), method)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("favsync.") and not rule.endpoint.endswith("unrouted")
+        for method in rule.methods - {"OPTIONS"}
+    }
+    in_doc = {
+        (path, method.upper())
+        for path, item in doc["paths"].items()
+        for method in item
+        if method != "parameters"
+    }
+    # Flask answers HEAD wherever GET is; only the verify link documents (and needs) it.
+    automatic_head = {(path, "HEAD") for path, method in routes if method == "GET"} - in_doc
+
+    assert routes - automatic_head == in_doc
+
+
+def fake(app, status, body, headers=None):
+    response = app.response_class(response=body, status=status, mimetype="application/json",
+                                  headers=headers or {})
+    return response
+
+
+def test_the_contract_check_catches_an_undocumented_status(app):
+    with pytest.raises(AssertionError, match="status not in the document"):
+        check(app, "GET", API, fake(app, 418, '{"success": false}'))
+
+
+def test_the_contract_check_catches_a_body_that_breaks_the_schema(app):
+    with pytest.raises(AssertionError, match="favorites"):
+        check(app, "GET", API, fake(app, 200, '{"success": true, "favorites": [1]}'))
+    with pytest.raises(AssertionError, match="Additional properties"):
+        check(app, "GET", API, fake(app, 200, '{"success": true, "favorites": [], "x": 1}'))
+
+
+def test_the_contract_check_wants_documented_headers(app):
+    body = '{"success": false, "error": {"code": "unauthorized", "message": "", "details": []}}'
+    with pytest.raises(AssertionError, match="WWW-Authenticate"):
+        check(app, "GET", API, fake(app, 401, body))
+    check(app, "GET", API, fake(app, 401, body, {"WWW-Authenticate": "Bearer"}))
