@@ -91,8 +91,9 @@ def _magic_link_url(secret: str) -> str:
 @bp.get("/verify/<token>")
 def verify_magic_link(token: str):
     """Consume a magic link and return the client's auth token and favourites."""
-    if request.method == "HEAD":
-        return "", 204  # mail scanners probe links with HEAD; it must not log anyone in
+    if request.method == "HEAD":  # mail scanners probe links; a probe logs no one in
+        _check_magic_secret(token)
+        return "", 204
     return _log_in_with_link(token)
 
 
@@ -102,9 +103,13 @@ def verify_magic_link_by_post():
     return _log_in_with_link(validation.login_token(validation.json_object()))
 
 
-def _log_in_with_link(token: str):
+def _check_magic_secret(token: str) -> None:
     if not is_magic_secret(token):
         raise ApiError(400, "invalid_token", "This sign-in link is not valid.")
+
+
+def _log_in_with_link(token: str):
+    _check_magic_secret(token)
     ttl = _favsync().settings.refresh_token_ttl
     return _logged_in(redeem_magic_link(sha256_hex(token), refresh_ttl=ttl))
 
