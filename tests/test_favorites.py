@@ -281,3 +281,13 @@ def test_a_deleted_client_loses_access(client, headers, app):
         session().commit()
 
     assert client.get(API, headers=headers).status_code == 401
+
+
+def test_verify_statement_count(auth, inbox, client, app):
+    auth.request_link("counted@example.com")
+    path = "/" + inbox.link_for("counted@example.com").split("/", 3)[3]
+    with count_statements(app) as verifying:
+        assert client.get(path).status_code == 200
+
+    # consume the link, upsert the client, link the session, read favourites, store a refresh token
+    assert len(verifying) == 5
