@@ -41,7 +41,11 @@ class LiveServer:
         # A file, not a pipe: nobody reads a pipe while the server runs, and a full one blocks it.
         self.log = tempfile.NamedTemporaryFile(prefix="favsync-gunicorn-", suffix=".log", delete=False)
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, **environment}
+        env = {
+            **os.environ,
+            "FAVSYNC_MAGIC_LINK_URL": f"{self.url}/api/v1/favorites/verify/{{token}}",
+            **environment,
+        }
         subprocess.run(
             [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
             cwd=ROOT, env=env, check=True, capture_output=True,

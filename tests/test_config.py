@@ -7,6 +7,7 @@ from favsync.config import ConfigError, load_environment
 def production_config(config):
     config = dict(config)
     config["TESTING"] = False
+    config["FAVSYNC_MAGIC_LINK_URL"] = "https://homes.example/verify?token={token}"
     return config
 
 
@@ -26,7 +27,15 @@ def test_refuses_to_start_without_a_mail_server_in_production(config):
         create_app(config)
 
 
-def test_starts_in_production_with_both(config):
+def test_refuses_to_build_links_from_the_host_header_in_production(config):
+    config = production_config(config)
+    config["FAVSYNC_MAGIC_LINK_URL"] = None
+
+    with pytest.raises(ConfigError, match="FAVSYNC_MAGIC_LINK_URL"):
+        create_app(config)
+
+
+def test_starts_in_production_with_all_three(config):
     assert not create_app(production_config(config)).testing
 
 

@@ -29,6 +29,7 @@ def host_config(backend, inbox):
             "RATELIMIT_STORAGE_URI": "memory://",
             "FAVSYNC_SECRET_KEY": "host-secret-key-that-is-long-enough-for-hs256",
             "FAVSYNC_URL_PREFIX": "/favs",
+            "FAVSYNC_MAGIC_LINK_URL": "https://lakeside.example/favs/verify/{token}",
             **backend.ratelimit_storage(),
         }
 
@@ -110,6 +111,8 @@ def test_host_pages_stay_html_and_favsync_errors_stay_json(host):
         (client.get("/favs/nowhere/at/all"), 404, "not_found"),
         (client.get("/favs/magic-link"), 405, "method_not_allowed"),
         (client.put("/favs"), 405, "method_not_allowed"),
+        (client.get("/favs/"), 404, "not_found"),
+        (client.open("/favs/sync", method="TRACE"), 405, "method_not_allowed"),
         (client.get("/favs"), 401, "unauthorized"),
         (client.post("/favs/magic-link", json={"email": "nope"}), 400, "validation_error"),
     ]:
@@ -156,6 +159,7 @@ def test_a_host_can_mount_the_blueprint_itself(host_config, inbox):
     def mount(app):
         app.register_blueprint(favsync.blueprint, url_prefix="/api/saved-homes")
 
+    host_config["FAVSYNC_MAGIC_LINK_URL"] = "https://lakeside.example/api/saved-homes/verify/{token}"
     client = build(host_config, mount, register_blueprint=False).test_client()
 
     link, login = log_in(client, inbox, prefix="/api/saved-homes")

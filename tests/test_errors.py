@@ -32,6 +32,8 @@ GARBAGE = [
     b"",
     b"\x00\xff\xfe",
     b"{" * 5000,
+    b"[" * 5000,
+    b'{"email": ' + b"[" * 100000 + b"]" * 100000 + b"}",
     b'{"email": "\\ud800@example.com"}',
     b'{"email": "a@example.com", "email": 5}',
     b'{"favorites": [' + b"[" * 900 + b"]" * 900 + b"]}",

@@ -250,6 +250,8 @@ def none_alg_token():
         "Bearer " + token(email="someone@else.example"),
         "Bearer " + jwt.encode({"client_id": 1}, "wrong-secret-but-long-enough-for-hs256-ok"),
         "Bearer " + none_alg_token(),
+        "Bearer " + token(client_id=2**80),
+        "Bearer " + token(iat=-(2**70)),
     ],
 )
 @pytest.mark.parametrize(

@@ -128,6 +128,19 @@ def test_behind_a_trusted_proxy_each_visitor_has_its_own_limit(config):
     assert first == [202, 202, 429] and other == 202 and spoofed == 429
 
 
+def test_an_ipv6_visitor_is_limited_by_its_64(config):
+    client = create_app({**config, "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP": "2 per hour"}).test_client()
+
+    def from_address(address, email):
+        return client.post(f"{API}/magic-link", json={"email": email},
+                           environ_base={"REMOTE_ADDR": address}).status_code
+
+    same_64 = [from_address(f"2001:db8:1:2::{i}", f"v{i}@example.com") for i in range(1, 4)]
+    other_64 = from_address("2001:db8:1:3::1", "w@example.com")
+
+    assert same_64 == [202, 202, 429] and other_64 == 202
+
+
 def test_without_trusted_proxies_forwarded_headers_are_ignored(config):
     client = app_with(config, FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP="2 per hour").test_client()
 

@@ -131,11 +131,30 @@ def test_five_wrong_codes_kill_the_pending_links(client, inbox, app):
     assert fresh.status_code == 200
 
 
-def test_a_code_for_an_email_with_no_pending_link_is_refused(client):
-    response = client.post(f"{API}/verify-code", json={"email": "nobody@example.com", "code": "123456"})
+def test_a_code_answer_does_not_reveal_whether_links_are_pending(client, inbox):
+    request_link(client, "someone@example.com")
+    right = code_in(inbox, "someone@example.com")
+    wrong = f"{(int(right) + 1) % 10**6:06d}"
 
-    assert response.status_code == 400
-    assert response.json["error"]["code"] == "invalid_code"
+    pending = client.post(f"{API}/verify-code", json={"email": "someone@example.com", "code": wrong})
+    nothing = client.post(f"{API}/verify-code", json={"email": "nobody@example.com", "code": wrong})
+
+    assert pending.status_code == nothing.status_code == 400
+    assert pending.json == nothing.json
+
+
+def test_a_new_link_does_not_reset_the_wrong_code_count(client, inbox):
+    request_link(client)
+    right = code_in(inbox, "visitor@example.com")
+    wrong = f"{(int(right) + 1) % 10**6:06d}"
+    guess = {"email": "visitor@example.com", "code": wrong}
+    first = [client.post(f"{API}/verify-code", json=guess).status_code for _ in range(4)]
+
+    request_link(client)
+    fifth = client.post(f"{API}/verify-code", json=guess)
+
+    assert first == [400] * 4
+    assert fifth.status_code == 410
 
 
 @pytest.mark.parametrize("code", ["12345", "1234567", "abcdef", 123456, None, "12 34 5"])
@@ -228,11 +247,23 @@ def test_refresh_rotates_the_cookie(client, inbox, auth):
     assert client.get(API, headers=bearer).status_code == 200
 
 
-def test_a_reused_refresh_token_ends_its_whole_family(client, auth):
+def age_rotations(app, seconds):
+    from datetime import timedelta
+
+    from favsync.models import RefreshToken
+
+    with app.app_context():
+        for token in session().scalars(sa.select(RefreshToken).where(RefreshToken.rotated_at.is_not(None))):
+            token.rotated_at -= timedelta(seconds=seconds)
+        session().commit()
+
+
+def test_a_reused_refresh_token_ends_its_whole_family(client, auth, app):
     auth.login()
     stolen = client.get_cookie(COOKIE, path=API).value
     client.post(f"{API}/token/refresh")  # the real device rotates
     current = client.get_cookie(COOKIE, path=API).value
+    age_rotations(app, 31)  # past the grace for concurrent refreshes
 
     client.set_cookie(COOKIE, stolen, path=API)
     reuse = client.post(f"{API}/token/refresh")
@@ -241,6 +272,27 @@ def test_a_reused_refresh_token_ends_its_whole_family(client, auth):
 
     assert reuse.status_code == 401 and reuse.json["error"]["code"] == "refresh_token_reused"
     assert after.status_code == 401 and after.json["error"]["code"] == "invalid_refresh_token"
+
+
+def test_two_tabs_refreshing_at_once_both_stay_signed_in(config, inbox):
+    app = create_app(config)
+    first, second = app.test_client(), app.test_client()
+    Auth(first, inbox).login("v@example.com")
+    second.set_cookie(COOKIE, first.get_cookie(COOKIE, path=API).value, path=API)
+
+    answers = [first.post(f"{API}/token/refresh"), second.post(f"{API}/token/refresh")]
+
+    assert [a.status_code for a in answers] == [200, 200]
+    assert first.post(f"{API}/token/refresh").status_code == 200
+    assert second.post(f"{API}/token/refresh").status_code == 200
+
+
+def test_login_answers_are_not_cached(client, auth, inbox):
+    auth.request_link("v@example.com")
+    login = client.get(urlsplit(inbox.link_for("v@example.com")).path)
+
+    assert login.headers["Cache-Control"] == "no-store"
+    assert client.post(f"{API}/token/refresh").headers["Cache-Control"] == "no-store"
 
 
 @pytest.mark.parametrize("cookie", [None, "", "garbage", "A" * 43])
@@ -311,6 +363,16 @@ def test_logout_everywhere_with_the_cookie_alone(client, auth):
     token = auth.login()["auth_token"]
 
     assert client.post(f"{API}/logout", json={"all": True}).status_code == 200
+    assert client.get(API, headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_logout_everywhere_with_a_stale_token_falls_back_to_the_cookie(client, auth):
+    token = auth.login()["auth_token"]
+
+    response = client.post(f"{API}/logout", json={"all": True},
+                           headers={"Authorization": "Bearer expired.or.garbage"})
+
+    assert response.status_code == 200
     assert client.get(API, headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 

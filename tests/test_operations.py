@@ -94,7 +94,7 @@ def test_purge_deletes_links_expired_or_used_before_the_cutoff(app, runner):
     result = runner.invoke(args=["favsync", "purge", "--days", "7"])
 
     assert result.exit_code == 0
-    assert result.output.strip() == "purged 2 magic links"
+    assert result.output.strip() == "purged 2 magic links and 0 refresh tokens"
     with app.app_context():
         left = session().scalars(sa.select(MagicLink.email).order_by(MagicLink.email)).all()
     assert left == ["pending@example.com", "recent-expired@example.com"]
@@ -106,3 +106,20 @@ def test_add_brokerage(app, runner, auth, inbox):
     assert result.output.strip() == "brokerage 2: Lakeside (lakeside.example)"
     auth.request_link("v@example.com", headers={"Host": "lakeside.example"})
     assert inbox.to("v@example.com")[0]["Subject"] == "Your sign-in link for Lakeside"
+
+
+def test_purge_deletes_refresh_tokens_that_ended_before_the_cutoff(app, runner, auth, client):
+    from favsync.models import RefreshToken
+
+    auth.login()
+    client.post(f"{API}/token/refresh")  # one rotated token, one live
+    with app.app_context():
+        rotated = session().scalar(sa.select(RefreshToken).where(RefreshToken.rotated_at.is_not(None)))
+        rotated.rotated_at -= timedelta(days=8)
+        session().commit()
+
+    result = runner.invoke(args=["favsync", "purge"])
+
+    assert result.output.strip() == "purged 0 magic links and 1 refresh tokens"
+    with app.app_context():
+        assert session().scalar(sa.select(sa.func.count()).select_from(RefreshToken)) == 1

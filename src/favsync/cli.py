@@ -26,19 +26,28 @@ def add_brokerage(name: str, domain: str) -> None:
 
 
 @favsync_cli.command("purge")
-@click.option("--days", default=7, show_default=True, help="Keep links newer than this.")
+@click.option("--days", default=7, show_default=True, help="Keep what ended more recently.")
 def purge(days: int) -> None:
-    """Delete magic links that expired or were used more than DAYS days ago."""
-    from .models import MagicLink
+    """Delete magic links and refresh tokens that ended more than DAYS days ago."""
+    from .models import MagicLink, RefreshToken
 
     cutoff = utcnow() - timedelta(days=days)
-    result = session().execute(
+    links = session().execute(
         sa.delete(MagicLink).where(
             sa.or_(MagicLink.expires_at < cutoff, MagicLink.used_at < cutoff)
         )
     )
+    tokens = session().execute(
+        sa.delete(RefreshToken).where(
+            sa.or_(
+                RefreshToken.expires_at < cutoff,
+                RefreshToken.rotated_at < cutoff,
+                RefreshToken.revoked_at < cutoff,
+            )
+        )
+    )
     session().commit()
-    click.echo(f"purged {result.rowcount} magic links")
+    click.echo(f"purged {links.rowcount} magic links and {tokens.rowcount} refresh tokens")
 
 
 @favsync_cli.group("db")

@@ -18,7 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "FAVSYNC_AUTH_TOKEN_TTL": 90 * 24 * 3600,
     "FAVSYNC_MAGIC_LINK_TTL": 15 * 60,
     "FAVSYNC_MAGIC_LINK_MAX_PENDING": 3,
-    "FAVSYNC_MAGIC_LINK_URL": None,  # None: this service's own GET verify URL
+    "FAVSYNC_MAGIC_LINK_URL": None,  # None (debug/testing only): this service's GET verify URL
     "FAVSYNC_MAIL_SERVER": None,  # None: emails are written to the log (debug/testing only)
     "FAVSYNC_MAIL_PORT": 25,
     "FAVSYNC_MAIL_USE_TLS": False,
@@ -171,6 +171,12 @@ class Settings:
             cors_origins=frozenset(config["FAVSYNC_CORS_ORIGINS"] or ()),
         )
         settings._check()
+        if settings.magic_link_url is None and not relaxed:
+            raise ConfigError(
+                "FAVSYNC_MAGIC_LINK_URL is not set: outside debug and testing favsync will not "
+                "build sign-in links from the request's Host header, which a client can forge "
+                "(set e.g. https://homes.example/favorites/verify?token={token})"
+            )
         return settings
 
     def _check(self) -> None:

@@ -12,6 +12,7 @@ def _path() -> str:
 
 def set_refresh_cookie(response: Response, secret: str) -> None:
     settings = current_app.extensions["favsync"].settings
+    response.headers["Cache-Control"] = "no-store"  # the answer carries credentials
     response.set_cookie(
         REFRESH_COOKIE,
         secret,
@@ -25,6 +26,7 @@ def set_refresh_cookie(response: Response, secret: str) -> None:
 
 def clear_refresh_cookie(response: Response) -> None:
     settings = current_app.extensions["favsync"].settings
+    response.headers["Cache-Control"] = "no-store"
     response.delete_cookie(
         REFRESH_COOKIE,
         path=_path(),

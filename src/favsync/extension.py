@@ -32,10 +32,11 @@ api.after_request(add_cors_headers)
 # URL or method under favsync's prefix would get the host's (HTML) 404 or 405.
 # These routes catch what no favsync route matched and answer in favsync's JSON.
 UNROUTED = "unrouted"
-ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "TRACE"]
 
 
-@api.route("", endpoint=UNROUTED, methods=["POST", "PUT", "PATCH", "DELETE"])
+@api.route("", endpoint=UNROUTED, methods=["POST", "PUT", "PATCH", "DELETE", "TRACE"])
+@api.route("/", endpoint=UNROUTED, methods=ANY_METHOD)
 @api.route("/<path:_path>", endpoint=UNROUTED, methods=ANY_METHOD)
 def unrouted(_path: str = ""):
     """Raise 405 if another method would match this URL, else 404."""

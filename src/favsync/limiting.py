@@ -5,7 +5,8 @@ decided in models.MagicLink.issue; these limits only blunt floods of requests.
 """
 from __future__ import annotations
 
-import hashlib
+import hmac
+import ipaddress
 import logging
 import math
 import time
@@ -45,6 +46,7 @@ class RequestLimits:
         # rather than letting every request through or refusing them all.
         self._fallback = MovingWindowRateLimiter(MemoryStorage())
         self.key_prefix = settings.ratelimit_key_prefix  # several apps can share one Redis
+        self._key = settings.secret_key.encode()
         self.magic_link_per_email = parse(settings.ratelimit_magic_link_per_email)
         self.magic_link_per_ip = parse(settings.ratelimit_magic_link_per_ip)
         self.verify_code_per_ip = parse(settings.ratelimit_verify_code_per_ip)
@@ -52,8 +54,9 @@ class RequestLimits:
 
     def hit_magic_link(self, email: str, ip: str | None) -> None:
         """Count one magic-link request; raise 429 when the email or the IP is over its rate."""
-        # Hash the email: limiter keys live in Redis, where an address must not.
-        email_key = hashlib.sha256(email.encode()).hexdigest()[:32]
+        # Keyed hash: limiter keys live in Redis, where an address must not be
+        # readable, nor matched by hashing a guessed address.
+        email_key = hmac.new(self._key, email.encode(), "sha256").hexdigest()[:32]
         self._hit(self.magic_link_per_email, "magic-link-email", email_key)
         self._hit(self.magic_link_per_ip, "magic-link-ip", ip or "unknown")
 
@@ -94,13 +97,27 @@ class RequestLimits:
 
 
 def client_ip() -> str:
-    """The client's address: behind N trusted proxies, the Nth from the right in
-    X-Forwarded-For (each proxy appends the address it saw); without them, the
-    socket's peer, never a header a client could forge."""
+    """The client's address as a rate-limit key: behind N trusted proxies, the Nth
+    from the right in X-Forwarded-For (each proxy appends the address it saw);
+    without them, the socket's peer, never a header a client could forge."""
     trusted = current_app.extensions["favsync"].settings.trusted_proxies
+    address = request.remote_addr or "unknown"
     if trusted:
         hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",")]
         hops = [hop for hop in hops if hop]
         if len(hops) >= trusted:
-            return hops[-trusted]
-    return request.remote_addr or "unknown"
+            address = hops[-trusted]
+    return _limit_key(address)
+
+
+def _limit_key(address: str) -> str:
+    """An IPv6 visitor usually holds a whole /64: limit the network, not one address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

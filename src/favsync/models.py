@@ -22,6 +22,9 @@ def sha256_hex(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 MAX_CODE_ATTEMPTS = 5  # wrong typed codes before an email's pending links die
+# Two tabs refreshing at once, or a retry after a lost answer, present a token
+# that was rotated a moment ago: within this window that is not theft.
+REFRESH_REUSE_GRACE = timedelta(seconds=30)
 
 
 class Brokerage(Base):
@@ -126,7 +129,7 @@ class MagicLink(Base):
         serialize(f"magic-link:{email}")
         now = utcnow()
         pending = db.execute(
-            sa.select(cls.expires_at, cls.created_at).where(
+            sa.select(cls.expires_at, cls.created_at, cls.failed_attempts).where(
                 cls.email == email,
                 cls.used_at.is_(None),
                 cls.expires_at > now,
@@ -136,7 +139,7 @@ class MagicLink(Base):
         ).all()
         if len(pending) >= max_pending:
             db.rollback()
-            frees_at = min(min(expires, created + PENDING_WINDOW) for expires, created in pending)
+            frees_at = min(min(row.expires_at, row.created_at + PENDING_WINDOW) for row in pending)
             retry_after = max(1, math.ceil((frees_at - now).total_seconds()))
             raise ApiError(
                 429,
@@ -152,6 +155,8 @@ class MagicLink(Base):
             session_id=session_id,
             code=code_digest,
             next_path=next_path,
+            # A new link must not reset the wrong-code count of the email's live ones.
+            failed_attempts=max((row.failed_attempts for row in pending), default=0),
             expires_at=now + timedelta(seconds=ttl),
             created_at=now,
         )
@@ -178,6 +183,7 @@ class Login:
     redirect: str | None
     refresh_secret: str
     not_before: int  # the earliest iat the client's new tokens may carry
+    at: datetime  # when it happened: the iat of its token, so a later logout covers it
 
 
 def _pending(links, now):
@@ -210,6 +216,9 @@ def redeem_magic_code(email: str, code_digest: str, *, refresh_ttl: int) -> Logi
     """Consume the pending link whose typed code this is; count a wrong code against the email."""
     db = session()
     links = MagicLink.__table__
+    # Guesses for one email take turns, so concurrent wrong codes cannot all be
+    # checked before any of them is counted.
+    serialize(f"magic-link:{email}")
     now = utcnow()
     match = (
         sa.select(links.c.id)
@@ -233,11 +242,10 @@ def redeem_magic_code(email: str, code_digest: str, *, refresh_ttl: int) -> Logi
         .returning(links.c.failed_attempts)
     ).all()
     db.commit()
-    if attempts and max(attempts) < MAX_CODE_ATTEMPTS:
-        raise ApiError(400, "invalid_code", "That code is not right; check the email and try again.")
-    if attempts or _has_dead_links(email, now):
+    if (attempts and max(attempts) >= MAX_CODE_ATTEMPTS) or (not attempts and _has_dead_links(email, now)):
         raise _too_many_attempts()
-    raise ApiError(400, "invalid_code", "That code is not valid; request a new sign-in email.")
+    # The same answer whether or not the email has pending links.
+    raise ApiError(400, "invalid_code", "That code is not right or has expired; check the email.")
 
 
 def _has_dead_links(email: str, now: datetime) -> bool:
@@ -285,6 +293,7 @@ def _log_in(consumed: sa.Row, now: datetime, refresh_ttl: int) -> Login:
         redirect=consumed.next_path,
         refresh_secret=refresh_secret,
         not_before=client.tokens_valid_after,
+        at=now,
     )
 
 
@@ -342,6 +351,7 @@ class Refresh:
     email: str
     not_before: int
     refresh_secret: str
+    at: datetime
 
 
 def rotate_refresh_token(secret: str, *, ttl: int) -> Refresh:
@@ -353,11 +363,11 @@ def rotate_refresh_token(secret: str, *, ttl: int) -> Refresh:
         sa.update(tokens)
         .where(
             tokens.c.token == sha256_hex(secret),
-            tokens.c.rotated_at.is_(None),
+            sa.or_(tokens.c.rotated_at.is_(None), tokens.c.rotated_at > now - REFRESH_REUSE_GRACE),
             tokens.c.revoked_at.is_(None),
             tokens.c.expires_at > now,
         )
-        .values(rotated_at=now)
+        .values(rotated_at=sa.func.coalesce(tokens.c.rotated_at, sa.literal(now, UTCDateTime())))
         .returning(tokens.c.client_id, tokens.c.family)
     ).first()
     if rotated is None:
@@ -370,7 +380,12 @@ def rotate_refresh_token(secret: str, *, ttl: int) -> Refresh:
     new_secret = RefreshToken.issue(rotated.client_id, ttl=ttl, now=now, family=rotated.family)
     db.commit()
     return Refresh(
-        rotated.client_id, client.brokerage_id, client.email, client.tokens_valid_after, new_secret
+        rotated.client_id,
+        client.brokerage_id,
+        client.email,
+        client.tokens_valid_after,
+        new_secret,
+        now,
     )
 
 

@@ -100,13 +100,16 @@ def decode_auth_token(token: str) -> dict:
         raise _unauthorized("The auth token is not valid.") from None
     if (
         claims["type"] != TOKEN_TYPE
-        or type(claims["client_id"]) is not int
-        or type(claims["brokerage_id"]) is not int
-        or type(claims["iat"]) is not int
+        or not all(_is_int64(claims[name]) for name in ("client_id", "brokerage_id", "iat"))
         or not isinstance(claims["email"], str)
     ):
         raise _unauthorized("The auth token is not valid.")
     return claims
+
+
+def _is_int64(value) -> bool:
+    # The database's integers are 64-bit; a bigger one would fail there, not here.
+    return type(value) is int and -(2**63) <= value < 2**63
 
 
 def bearer_token() -> str | None:
