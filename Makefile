@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # emails go to the console. Set FLASK_DEBUG=0 (and FAVSYNC_*) for real settings.
 DEV := FLASK_DEBUG=$${FLASK_DEBUG:-1}
 
-.PHONY: install run test test-postgres serve upgrade migration clean
+.PHONY: install run test test-postgres bench bench-scale serve upgrade migration clean
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,14 @@ test: install
 # the schema fuzzer runs in-process on SQLite and is not repeated here.
 test-postgres: install
 	FAVSYNC_TEST_BACKEND=postgres $(BIN)/python -m pytest -m "not fuzz"
+
+# favsync against a bare Flask + psycopg reference, on PostgreSQL and Redis at 127.0.0.1.
+bench: install
+	$(BIN)/python bench/run.py
+
+# The same, then again with 1,000,000 favourites across 100,000 clients.
+bench-scale: install
+	$(BIN)/python bench/run.py --scale
 
 serve: install
 	$(BIN)/gunicorn --config gunicorn.conf.py

@@ -196,7 +196,7 @@ def _client_logging_out(cookie: str) -> int:
     """The client named by the Bearer token, else by the refresh cookie; else 401."""
     owner = refresh_token_owner(cookie) if cookie else None
     try:
-        return authenticate().id
+        return authenticate()
     except ApiError:
         if owner is None:
             raise

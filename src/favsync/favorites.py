@@ -13,7 +13,7 @@ bp = Blueprint("favorites", __name__)
 @auth_required
 def list_favorites():
     """Return the client's favourites, oldest first."""
-    return {"success": True, "favorites": listing_ids(g.client.id)}
+    return {"success": True, "favorites": listing_ids(g.client_id)}
 
 
 @bp.post("/sync")
@@ -22,7 +22,7 @@ def sync_favorites():
     """Union-merge the device's favourites into the stored ones and return the result."""
     limit = current_app.extensions["favsync"].settings.max_favorites
     incoming = validation.listing_ids(validation.json_object(), limit)
-    client_id = g.client.id
+    client_id = g.client_id
     favorites, added = merge_favorites(client_id, incoming, limit)
     if added:
         notify(favorites_changed, client_id=client_id, added=added, removed=[])
@@ -34,7 +34,7 @@ def sync_favorites():
 def delete_favorite(listing_id: str):
     """Remove one favourite; removing one that is not there also succeeds."""
     validation.listing_id(listing_id, ["path", "listing_id"])
-    client_id = g.client.id
+    client_id = g.client_id
     favorites, removed = remove_favorite(client_id, listing_id)
     if removed:
         notify(favorites_changed, client_id=client_id, added=[], removed=[listing_id])

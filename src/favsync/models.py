@@ -80,10 +80,11 @@ class Client(Base):
     @classmethod
     def authenticated(
         cls, client_id: int, brokerage_id: int, email: str, issued_at: int
-    ) -> Client | None:
-        """Return the client a valid auth token names, if it exists and was not logged out since."""
+    ) -> int | None:
+        """Return the id of the client a valid auth token names, if it exists and was not
+        logged out since. (Only the id: every authenticated request pays for this.)"""
         return session().scalar(
-            sa.select(cls).where(
+            sa.select(cls.id).where(
                 cls.id == client_id,
                 cls.brokerage_id == brokerage_id,
                 cls.email == email,

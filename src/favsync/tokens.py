@@ -119,26 +119,26 @@ def bearer_token() -> str | None:
     return token.strip()
 
 
-def authenticate() -> Client:
-    """Return the client whose valid Bearer token came with this request, or raise 401."""
+def authenticate() -> int:
+    """Return the id of the client whose valid Bearer token came with this request, or raise 401."""
     token = bearer_token()
     if token is None:
         raise _unauthorized("Send the auth token as 'Authorization: Bearer <token>'.")
     claims = decode_auth_token(token)
-    client = Client.authenticated(
+    client_id = Client.authenticated(
         claims["client_id"], claims["brokerage_id"], claims["email"], claims["iat"]
     )
-    if client is None:
+    if client_id is None:
         raise _unauthorized("The auth token is no longer valid; sign in again.")
-    return client
+    return client_id
 
 
 def auth_required(view):
-    """Let the view run only for a client holding a valid Bearer token (in g.client)."""
+    """Let the view run only for a client holding a valid Bearer token (its id in g.client_id)."""
 
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        g.client = authenticate()
+        g.client_id = authenticate()
         return view(*args, **kwargs)
 
     return wrapped

@@ -1,0 +1,65 @@
+"""Where a favsync request spends its time: cProfile over in-process requests on PostgreSQL.
+
+Usage: python bench/profile_requests.py [list|sync10|sync500] [requests]
+"""
+import cProfile
+import os
+import pstats
+import sys
+import uuid
+
+import psycopg
+
+sys.path.insert(0, os.path.dirname(__file__))
+from run import ADMIN_DSN, API, SECRET, bearer, seed  # noqa: E402
+
+from favsync import create_app  # noqa: E402
+
+
+def main() -> None:
+    scenario = sys.argv[1] if len(sys.argv) > 1 else "list"
+    count = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
+    name = f"favsync_profile_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = f"{ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+    try:
+        app = create_app({
+            "FAVSYNC_SQLALCHEMY_DATABASE_URI": dsn.replace("postgresql://", "postgresql+psycopg://"),
+            "FAVSYNC_SECRET_KEY": SECRET, "FAVSYNC_MAIL_SERVER": "127.0.0.1",
+            "FAVSYNC_MAGIC_LINK_URL": "https://homes.example/verify?token={token}",
+        })
+        with app.app_context():
+            import flask_migrate
+
+            from favsync.database import MIGRATIONS_DIRECTORY
+            flask_migrate.upgrade(directory=MIGRATIONS_DIRECTORY)
+        seed(dsn)
+        client = app.test_client()
+        ids = [f"L-{n}" for n in range(1, 51)]
+        calls = {
+            "list": lambda c: client.get(API, headers=bearer(c)),
+            "sync10": lambda c: client.post(f"{API}/sync", headers=bearer(c), json={"favorites": ids[:10]}),
+            "sync500": lambda c: client.post(f"{API}/sync", headers=bearer(c),
+                                             json={"favorites": ids + [f"N-{n}" for n in range(450)]}),
+        }
+        call = calls[scenario]
+        for c in range(1, 201):
+            call(c)  # warm up caches and, for sync500, reach the steady state
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for i in range(count):
+            call(1 + i % 200)
+        profiler.disable()
+        stats = pstats.Stats(profiler)
+        print(f"{scenario}: {stats.total_tt / count * 1000:.2f} ms of CPU per request in process")
+        stats.sort_stats(os.environ.get("SORT", "cumulative")).print_stats(28)
+        with app.app_context():
+            app.extensions["favsync"].db.engine.dispose()
+    finally:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
