@@ -23,7 +23,6 @@ from .requestlog import mask_email
 from .signals import client_verified, notify
 from .tokens import (
     authenticate,
-    bearer_token,
     code_digest,
     is_magic_secret,
     issue_auth_token,
