@@ -5,7 +5,7 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 
 from . import validation
 from .cookies import REFRESH_COOKIE, clear_refresh_cookie, set_refresh_cookie
-from .errors import ApiError
+from .errors import ApiError, unauthorized
 from .limiting import client_ip
 from .models import (
     Brokerage,
@@ -158,8 +158,7 @@ def refresh_auth_token():
     """Trade the refresh cookie for a new auth token and a new cookie."""
     secret = request.cookies.get(REFRESH_COOKIE)
     if not secret:
-        raise ApiError(401, "invalid_refresh_token", "No refresh cookie came with the request.",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise unauthorized("No refresh cookie came with the request.", "invalid_refresh_token")
     refresh = rotate_refresh_token(secret, ttl=_favsync().settings.refresh_token_ttl)
     response = jsonify(
         success=True,
@@ -193,10 +192,10 @@ def log_out():
 
 def _client_logging_out(cookie: str) -> int:
     """The client named by the Bearer token, else by the refresh cookie; else 401."""
-    owner = refresh_token_owner(cookie) if cookie else None
     try:
         return authenticate()
     except ApiError:
+        owner = refresh_token_owner(cookie) if cookie else None
         if owner is None:
             raise
         return owner.client_id  # a stale auth token must not stop a log-out

@@ -26,6 +26,11 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def unauthorized(message: str, code: str = "unauthorized") -> ApiError:
+    """A 401 with the WWW-Authenticate challenge every 401 must carry."""
+    return ApiError(401, code, message, headers={"WWW-Authenticate": "Bearer"})
+
+
 def validation_error(details: list[dict]) -> ApiError:
     return ApiError(400, "validation_error", "The request is not valid.", details=details)
 
@@ -57,10 +62,6 @@ def handle_http_exception(exc: HTTPException):
     )
 
 
-def handle_api_error(error: ApiError):
-    return error_response(error)
-
-
 def handle_database_error(exc: sqlalchemy.exc.OperationalError):
     log.warning("database unavailable: %s", exc.orig.__class__.__name__)
     return error_response(
@@ -78,7 +79,7 @@ def handle_unexpected(exc: Exception):
 
 def register(target: Blueprint | Flask) -> None:
     """Answer every error raised under `target` with the JSON envelope."""
-    target.register_error_handler(ApiError, handle_api_error)
+    target.register_error_handler(ApiError, error_response)
     target.register_error_handler(sqlalchemy.exc.OperationalError, handle_database_error)
     for code in HANDLED_CODES:
         target.register_error_handler(code, handle_unexpected)

@@ -12,19 +12,18 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .database import Base, UTCDateTime, insert, serialize, session, utcnow
-from .errors import ApiError, too_many_favorites
+from .errors import ApiError, too_many_favorites, unauthorized
 
 DEFAULT_BROKERAGE_ID = 1
 PENDING_WINDOW = timedelta(minutes=15)
-
-
-def sha256_hex(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
 MAX_CODE_ATTEMPTS = 5  # wrong typed codes before an email's pending links die
 # Two tabs refreshing at once, or a retry after a lost answer, present a token
 # that was rotated a moment ago: within this window that is not theft.
 REFRESH_REUSE_GRACE = timedelta(seconds=30)
+
+
+def sha256_hex(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class Brokerage(Base):
@@ -132,10 +131,8 @@ class MagicLink(Base):
         pending = db.execute(
             sa.select(cls.expires_at, cls.created_at, cls.failed_attempts).where(
                 cls.email == email,
-                cls.used_at.is_(None),
-                cls.expires_at > now,
+                _pending(cls.__table__, now),  # dead links hold no slot
                 cls.created_at > now - PENDING_WINDOW,
-                cls.failed_attempts < MAX_CODE_ATTEMPTS,  # dead links hold no slot
             )
         ).all()
         if len(pending) >= max_pending:
@@ -188,6 +185,7 @@ class Login:
 
 
 def _pending(links, now):
+    """Unused, unexpired, and not killed by wrong codes."""
     return sa.and_(
         links.c.used_at.is_(None),
         links.c.expires_at > now,
@@ -402,9 +400,9 @@ def _refuse_refresh(secret: str, now: datetime):
         # A rotated token came back: someone kept a copy. End the whole family.
         revoke_refresh_family(token.family, now)
         db.commit()
-        raise _unauthorized("refresh_token_reused", "This session was ended; sign in again.")
+        raise unauthorized("This session was ended; sign in again.", "refresh_token_reused")
     db.rollback()
-    raise _unauthorized("invalid_refresh_token", "The refresh token is not valid; sign in again.")
+    raise unauthorized("The refresh token is not valid; sign in again.", "invalid_refresh_token")
 
 
 def refresh_token_owner(secret: str) -> sa.Row | None:
@@ -454,10 +452,6 @@ def log_out_everywhere(client_id: int) -> None:
         .values(revoked_at=now)
     )
     db.commit()
-
-
-def _unauthorized(code: str, message: str) -> ApiError:
-    return ApiError(401, code, message, headers={"WWW-Authenticate": "Bearer"})
 
 
 class Favorite(Base):

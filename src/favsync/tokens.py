@@ -11,7 +11,7 @@ import jwt
 from flask import current_app, g, request
 
 from .database import utcnow
-from .errors import ApiError
+from .errors import unauthorized
 from .models import Client, sha256_hex
 
 TOKEN_TYPE = "favorites_auth"
@@ -76,17 +76,13 @@ def issue_auth_token(
     return jwt.encode(claims, settings.jwt_keys[kid], algorithm="HS256", headers=headers)
 
 
-def _unauthorized(message: str) -> ApiError:
-    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
-
-
 def decode_auth_token(token: str) -> dict:
     """Return the claims of a valid favourites JWT, or raise a 401 ApiError."""
     keys = _settings().jwt_keys
     try:
         kid = jwt.get_unverified_header(token).get("kid")
         if kid not in keys:
-            raise _unauthorized("The auth token was signed with a key this service does not hold.")
+            raise unauthorized("The auth token was signed with a key this service does not hold.")
         claims = jwt.decode(
             token,
             keys[kid],
@@ -95,15 +91,15 @@ def decode_auth_token(token: str) -> dict:
             leeway=LEEWAY_SECONDS,
         )
     except jwt.ExpiredSignatureError:
-        raise _unauthorized("The auth token has expired; sign in again.") from None
+        raise unauthorized("The auth token has expired; sign in again.") from None
     except (jwt.InvalidTokenError, TypeError):  # TypeError: an unhashable kid
-        raise _unauthorized("The auth token is not valid.") from None
+        raise unauthorized("The auth token is not valid.") from None
     if (
         claims["type"] != TOKEN_TYPE
         or not all(_is_int64(claims[name]) for name in ("client_id", "brokerage_id", "iat"))
         or not isinstance(claims["email"], str)
     ):
-        raise _unauthorized("The auth token is not valid.")
+        raise unauthorized("The auth token is not valid.")
     return claims
 
 
@@ -123,13 +119,13 @@ def authenticate() -> int:
     """Return the id of the client whose valid Bearer token came with this request, or raise 401."""
     token = bearer_token()
     if token is None:
-        raise _unauthorized("Send the auth token as 'Authorization: Bearer <token>'.")
+        raise unauthorized("Send the auth token as 'Authorization: Bearer <token>'.")
     claims = decode_auth_token(token)
     client_id = Client.authenticated(
         claims["client_id"], claims["brokerage_id"], claims["email"], claims["iat"]
     )
     if client_id is None:
-        raise _unauthorized("The auth token is no longer valid; sign in again.")
+        raise unauthorized("The auth token is no longer valid; sign in again.")
     return client_id
 
 
