@@ -32,8 +32,10 @@ class Lead(db.Model):
     session_id: Mapped[str | None]
 
 
-def record_lead(app, *, session_id, client_id, brokerage_id, email):
-    """The moment an anonymous visitor becomes a lead: tell the CRM."""
+def record_lead(app, *, session_id, email, created, **extra):
+    """The moment an anonymous visitor becomes a lead: tell the CRM (once per lead)."""
+    if not created:
+        return
     db.session.add(Lead(email=email, session_id=session_id))
     db.session.commit()
 

@@ -5,6 +5,7 @@ server errors, every response as documented (status, content type, headers,
 body), and no schema-violating request accepted.
 """
 import tempfile
+import time
 from pathlib import Path
 
 import flask_migrate
@@ -23,7 +24,8 @@ from schemathesis.specs.openapi.checks import (
 
 from favsync import create_app
 from favsync.models import Client
-from favsync.tokens import issue_auth_token
+from favsync.state import settings as favsync_settings
+from favsync.tokens import encode_auth_token
 
 from backends import MIGRATIONS
 
@@ -51,7 +53,10 @@ def _fuzzed_app():
         flask_migrate.upgrade(directory=MIGRATIONS)
         client = Client.find_or_create(1, "fuzz@example.com")
         app.extensions["favsync"].db.session.commit()
-        token = issue_auth_token(client.id, 1, "fuzz@example.com")
+        token = encode_auth_token(
+            favsync_settings(), client_id=client.id, brokerage_id=1, email="fuzz@example.com",
+            issued_at=int(time.time()),
+        )
     return app, token
 
 

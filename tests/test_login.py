@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from favsync import create_app
 from favsync.database import session
-from favsync.models import MagicLink, sha256_hex
+from favsync.models import MagicLink
+from favsync.tokens import sha256_hex
 
 from conftest import API, Auth
 

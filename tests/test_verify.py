@@ -72,13 +72,16 @@ def test_links_the_anonymous_session_to_the_client(auth, app):
 
     with client_verified.connected_to(on_verified, app):
         body = auth.login("visitor@example.com", headers={"X-Session-ID": SESSION_ID})
+        auth.login("visitor@example.com")  # a returning lead: created is false
 
     assert received == [
         {"session_id": SESSION_ID, "client_id": body["client_id"], "brokerage_id": 1,
-         "email": "visitor@example.com"}
+         "email": "visitor@example.com", "created": True},
+        {"session_id": None, "client_id": body["client_id"], "brokerage_id": 1,
+         "email": "visitor@example.com", "created": False},
     ]
     with app.app_context():
-        link = session().scalar(sa.select(MagicLink))
+        link = session().scalar(sa.select(MagicLink).order_by(MagicLink.id).limit(1))
         assert (link.session_id, link.client_id) == (SESSION_ID, body["client_id"])
         assert link.used_at is not None
 

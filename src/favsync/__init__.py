@@ -13,6 +13,7 @@ from .database import MIGRATIONS_DIRECTORY, include_name
 from .extension import FavSync, api as blueprint
 from .requestlog import init_request_log
 from .signals import client_verified, favorites_changed
+from .state import EXTENSION_KEY
 
 __all__ = [
     "FavSync",
@@ -31,7 +32,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     load_environment(app.config)
     app.config.update(config or {})
     FavSync(app)
-    Migrate(app, app.extensions["favsync"].db, directory=MIGRATIONS_DIRECTORY)
+    Migrate(app, app.extensions[EXTENSION_KEY].db, directory=MIGRATIONS_DIRECTORY)
     app.register_blueprint(health.bp)
     errors.register(app)  # standalone: unknown URLs and methods get JSON too
     init_request_log(app)

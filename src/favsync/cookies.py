@@ -1,5 +1,7 @@
 """The refresh-token cookie: HttpOnly, never in a response body."""
-from flask import Response, current_app, url_for
+from flask import Response, url_for
+
+from .state import settings
 
 REFRESH_COOKIE = "favsync_refresh"
 
@@ -11,26 +13,26 @@ def _path() -> str:
 
 
 def set_refresh_cookie(response: Response, secret: str) -> None:
-    settings = current_app.extensions["favsync"].settings
+    config = settings()
     response.headers["Cache-Control"] = "no-store"  # the answer carries credentials
     response.set_cookie(
         REFRESH_COOKIE,
         secret,
-        max_age=settings.refresh_token_ttl,
+        max_age=config.refresh_token_ttl,
         path=_path(),
-        secure=settings.refresh_cookie_secure,
+        secure=config.refresh_cookie_secure,
         httponly=True,
-        samesite=settings.refresh_cookie_samesite,
+        samesite=config.refresh_cookie_samesite,
     )
 
 
 def clear_refresh_cookie(response: Response) -> None:
-    settings = current_app.extensions["favsync"].settings
+    config = settings()
     response.headers["Cache-Control"] = "no-store"
     response.delete_cookie(
         REFRESH_COOKIE,
         path=_path(),
-        secure=settings.refresh_cookie_secure,
+        secure=config.refresh_cookie_secure,
         httponly=True,
-        samesite=settings.refresh_cookie_samesite,
+        samesite=config.refresh_cookie_samesite,
     )

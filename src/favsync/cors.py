@@ -1,5 +1,7 @@
 """CORS for the brokerage sites listed in FAVSYNC_CORS_ORIGINS, and for no one else."""
-from flask import Response, current_app, request
+from flask import Response, request
+
+from .state import settings
 
 ALLOWED_METHODS = "GET, POST, DELETE"
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Session-ID, X-Request-ID"
@@ -8,7 +10,7 @@ EXPOSED_HEADERS = "Retry-After, WWW-Authenticate, X-Request-ID"
 
 def add_cors_headers(response: Response) -> Response:
     """Let a listed origin read the answer and send the refresh cookie; others get nothing."""
-    origins = current_app.extensions["favsync"].settings.cors_origins
+    origins = settings().cors_origins
     if not origins:
         return response
     response.vary.add("Origin")

@@ -1,14 +1,20 @@
-"""favsync's declarative base and the few SQL paths that differ by dialect."""
+"""favsync's declarative base, its engine and session, and the few SQL paths that differ by dialect."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session
+
+from .state import state
+
+log = logging.getLogger("favsync")
 
 TABLE_PREFIX = "favsync_"
 MIGRATIONS_DIRECTORY = str(Path(__file__).parent / "migrations")
@@ -55,7 +61,7 @@ def utcnow() -> datetime:
 
 def session() -> Session:
     """The SQLAlchemy session favsync uses in this app (its own, or the host's)."""
-    return current_app.extensions["favsync"].db.session
+    return state().db.session
 
 
 def dialect_name() -> str:
@@ -104,3 +110,43 @@ def include_name(name: str | None, type_: str, parent_names: dict) -> bool:
 def include_only_favsync(name: str | None, type_: str, parent_names: dict) -> bool:
     """Alembic filter for favsync's own migrations: never touch a host's tables."""
     return type_ != "table" or (name or "").startswith(TABLE_PREFIX)
+
+
+def own_database(app: Flask) -> SQLAlchemy:
+    """Give a standalone app its database: FAVSYNC_SQLALCHEMY_DATABASE_URI, else SQLite."""
+    uri = app.config["FAVSYNC_SQLALCHEMY_DATABASE_URI"]
+    if uri is None:
+        uri = f"sqlite:///{Path(app.instance_path) / 'favsync.sqlite3'}"
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.setdefault("SQLALCHEMY_DATABASE_URI", uri)
+    options = {"pool_pre_ping": True}
+    if uri.startswith("sqlite"):
+        # Writers queue on SQLite's single write lock instead of failing at once.
+        options["connect_args"] = {"timeout": 30}
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
+    db = SQLAlchemy(metadata=Base.metadata)
+    db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            sa.event.listen(db.engine, "connect", _sqlite_pragmas)
+
+    @app.teardown_appcontext  # runs before Flask-SQLAlchemy's own teardown
+    def release_session(_exc) -> None:
+        try:
+            db.session.remove()
+        except sa.exc.DBAPIError:
+            # The database went away mid-request (a restart, a failover): rolling back
+            # on the dead connection fails, so drop it; pre-ping replaces it later.
+            log.warning("database connection lost; discarding it")
+            db.session().invalidate()
+            db.session.remove()
+
+    return db
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets readers proceed while one writer commits; foreign keys are off by default.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,11 +1,14 @@
-"""The JSON error envelope, and the handlers that put every error under favsync into it."""
+"""favsync's errors: the JSON envelope, one named constructor per error, the handlers.
+
+Domain code raises these constructors; HTTP status codes live here and nowhere else.
+"""
 from __future__ import annotations
 
 import logging
 
 import sqlalchemy.exc
-from flask import Blueprint, Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 log = logging.getLogger("favsync")
 
@@ -26,14 +29,63 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def unauthorized(message: str, code: str = "unauthorized") -> ApiError:
-    """A 401 with the WWW-Authenticate challenge every 401 must carry."""
-    return ApiError(401, code, message, headers={"WWW-Authenticate": "Bearer"})
+def _retry_after(seconds: int) -> dict:
+    return {"Retry-After": str(seconds)}
+
+
+# -- 400 ------------------------------------------------------------------------
+
+def invalid_json(message: str = "The request body must be a JSON object.") -> ApiError:
+    return ApiError(400, "invalid_json", message)
 
 
 def validation_error(details: list[dict]) -> ApiError:
     return ApiError(400, "validation_error", "The request is not valid.", details=details)
 
+
+def invalid_token() -> ApiError:
+    return ApiError(400, "invalid_token", "This sign-in link is not valid.")
+
+
+def invalid_code() -> ApiError:
+    # The same answer whether or not the email has pending links.
+    return ApiError(400, "invalid_code", "That code is not right or has expired; check the email.")
+
+
+# -- 401 ------------------------------------------------------------------------
+
+def unauthorized(message: str, code: str = "unauthorized") -> ApiError:
+    """A 401 with the WWW-Authenticate challenge every 401 must carry."""
+    return ApiError(401, code, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def invalid_refresh_token(message: str = "The refresh token is not valid; sign in again.") -> ApiError:
+    return unauthorized(message, "invalid_refresh_token")
+
+
+def refresh_token_reused() -> ApiError:
+    return unauthorized("This session was ended; sign in again.", "refresh_token_reused")
+
+
+# -- 410 ------------------------------------------------------------------------
+
+def token_used() -> ApiError:
+    return ApiError(410, "token_used", "This sign-in link was already used; request a new one.")
+
+
+def token_expired() -> ApiError:
+    return ApiError(410, "token_expired", "This sign-in link has expired; request a new one.")
+
+
+def too_many_attempts() -> ApiError:
+    return ApiError(
+        410,
+        "too_many_attempts",
+        "Too many wrong codes: this sign-in email no longer works; request a new one.",
+    )
+
+
+# -- 422, 429 -------------------------------------------------------------------
 
 def too_many_favorites(limit: int, count: int) -> ApiError:
     return ApiError(
@@ -42,6 +94,53 @@ def too_many_favorites(limit: int, count: int) -> ApiError:
         f"A client can keep at most {limit} favourites; this sync would make {count}.",
     )
 
+
+def too_many_sent(limit: int, count: int) -> ApiError:
+    return ApiError(
+        422, "too_many_favorites", f"A sync sends at most {limit} ids; this one sent {count}."
+    )
+
+
+def too_many_pending_links(max_pending: int, retry_after: int) -> ApiError:
+    return ApiError(
+        429,
+        "too_many_pending_links",
+        f"This email already has {max_pending} unused sign-in links; "
+        "use one of them or try again later.",
+        headers=_retry_after(retry_after),
+    )
+
+
+def rate_limited(limit: str, retry_after: int) -> ApiError:
+    return ApiError(
+        429,
+        "rate_limited",
+        f"Too many sign-in requests ({limit}); try again in {retry_after} seconds.",
+        headers=_retry_after(retry_after),
+    )
+
+
+# -- 503 ------------------------------------------------------------------------
+
+def mail_unavailable() -> ApiError:
+    return ApiError(
+        503, "mail_unavailable", "The email could not be sent; try again shortly.",
+        headers=_retry_after(30),
+    )
+
+
+def database_unavailable() -> ApiError:
+    return ApiError(
+        503, "database_unavailable", "The database is unavailable; try again shortly.",
+        headers=_retry_after(5),
+    )
+
+
+def not_configured() -> ApiError:
+    return ApiError(503, "not_configured", "No brokerage is configured; run the migrations.")
+
+
+# -- handlers -------------------------------------------------------------------
 
 def error_response(error: ApiError):
     body = {"code": error.code, "message": error.message, "details": error.details}
@@ -64,10 +163,7 @@ def handle_http_exception(exc: HTTPException):
 
 def handle_database_error(exc: sqlalchemy.exc.OperationalError):
     log.warning("database unavailable: %s", exc.orig.__class__.__name__)
-    return error_response(
-        ApiError(503, "database_unavailable", "The database is unavailable; try again shortly.",
-                 headers={"Retry-After": "5"})
-    )
+    return error_response(database_unavailable())
 
 
 def handle_unexpected(exc: Exception):
@@ -85,3 +181,36 @@ def register(target: Blueprint | Flask) -> None:
         target.register_error_handler(code, handle_unexpected)
     target.register_error_handler(HTTPException, handle_http_exception)
     target.register_error_handler(Exception, handle_unexpected)
+
+
+# -- the catch-all for URLs no favsync route matched ----------------------------
+
+# Routing errors never reach blueprint error handlers, so inside a host a wrong
+# URL or method under favsync's prefix would get the host's (HTML) 404 or 405.
+# These routes catch what no favsync route matched and answer in favsync's JSON.
+UNROUTED = "unrouted"
+ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "TRACE"]
+
+
+def add_catch_all(bp: Blueprint) -> None:
+    """Route every other URL and method under `bp` to a JSON 404 or 405."""
+    bp.add_url_rule("", UNROUTED, _unrouted, methods=["POST", "PUT", "PATCH", "DELETE", "TRACE"])
+    bp.add_url_rule("/", UNROUTED, _unrouted, methods=ANY_METHOD)
+    bp.add_url_rule("/<path:_path>", UNROUTED, _unrouted, methods=ANY_METHOD)
+
+
+def _unrouted(_path: str = ""):
+    """Raise 405 if another method would match this URL, else 404."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = [method for method in ANY_METHOD if _routes_elsewhere(adapter, method)]
+    if allowed:
+        raise MethodNotAllowed(valid_methods=allowed)
+    raise NotFound()
+
+
+def _routes_elsewhere(adapter, method: str) -> bool:
+    try:
+        endpoint, _ = adapter.match(method=method)
+    except HTTPException:
+        return False
+    return endpoint != f"{request.blueprint}.{UNROUTED}"

@@ -1,10 +1,11 @@
 """Blueprint: list, sync and delete a client's favourite listings."""
-from flask import Blueprint, current_app, g
+from flask import Blueprint, g
 
 from . import validation
-from .models import listing_ids, merge_favorites, remove_favorite
+from .auth import auth_required
 from .signals import favorites_changed, notify
-from .tokens import auth_required
+from .state import settings
+from .sync import listing_ids, merge_favorites, remove_favorite
 
 bp = Blueprint("favorites", __name__)
 
@@ -20,12 +21,11 @@ def list_favorites():
 @auth_required
 def sync_favorites():
     """Union-merge the device's favourites into the stored ones and return the result."""
-    limit = current_app.extensions["favsync"].settings.max_favorites
+    limit = settings().max_favorites
     incoming = validation.listing_ids(validation.json_object(), limit)
-    client_id = g.client_id
-    favorites, added = merge_favorites(client_id, incoming, limit)
+    favorites, added = merge_favorites(g.client_id, incoming, limit)
     if added:
-        notify(favorites_changed, client_id=client_id, added=added, removed=[])
+        notify(favorites_changed, client_id=g.client_id, added=added, removed=[])
     return {"success": True, "favorites": favorites}
 
 
@@ -34,8 +34,7 @@ def sync_favorites():
 def delete_favorite(listing_id: str):
     """Remove one favourite; removing one that is not there also succeeds."""
     validation.listing_id(listing_id, ["path", "listing_id"])
-    client_id = g.client_id
-    favorites, removed = remove_favorite(client_id, listing_id)
+    favorites, removed = remove_favorite(g.client_id, listing_id)
     if removed:
-        notify(favorites_changed, client_id=client_id, added=[], removed=[listing_id])
+        notify(favorites_changed, client_id=g.client_id, added=[], removed=[listing_id])
     return {"success": True, "favorites": favorites}

@@ -1,9 +1,10 @@
 """Blueprint for the standalone service: liveness and readiness probes."""
 import sqlalchemy as sa
-from flask import Blueprint, current_app
+from flask import Blueprint
 from sqlalchemy.exc import SQLAlchemyError
 
 from .database import session
+from .state import state
 
 bp = Blueprint("health", __name__)
 
@@ -17,7 +18,6 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     """Answer 200 when the database and the rate-limit storage are reachable, else 503."""
-    favsync = current_app.extensions["favsync"]
     failing = []
     try:
         # Its own connection, so a dead one never lingers in the request's session.
@@ -25,7 +25,7 @@ def readyz():
             connection.execute(sa.text("SELECT 1"))
     except SQLAlchemyError:
         failing.append("database")
-    if not favsync.limits.storage_reachable():
+    if not state().limits.storage_reachable():
         failing.append("rate_limit_storage")
     if failing:
         return {"status": "unavailable", "failing": failing}, 503

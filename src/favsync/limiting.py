@@ -1,7 +1,7 @@
 """Request-rate shields on Flask-Limiter's storage (Redis in production).
 
 The hard rule, three pending links per email, is database state and is
-decided in models.MagicLink.issue; these limits only blunt floods of requests.
+decided in links.py; these limits only blunt floods of requests.
 """
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ import logging
 import math
 import time
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 from flask_limiter import Limiter
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from .config import Settings
-from .errors import ApiError
+from .errors import rate_limited
+from .state import settings
 
 log = logging.getLogger("favsync.limits")
 
@@ -88,19 +89,14 @@ class RequestLimits:
             return
         reset_at = strategy.get_window_stats(item, *identifiers).reset_time
         retry_after = max(1, math.ceil(reset_at - time.time()))
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"Too many sign-in requests ({item}); try again in {retry_after} seconds.",
-            headers={"Retry-After": str(retry_after)},
-        )
+        raise rate_limited(str(item), retry_after)
 
 
 def client_ip() -> str:
     """The client's address as a rate-limit key: behind N trusted proxies, the Nth
     from the right in X-Forwarded-For (each proxy appends the address it saw);
     without them, the socket's peer, never a header a client could forge."""
-    trusted = current_app.extensions["favsync"].settings.trusted_proxies
+    trusted = settings().trusted_proxies
     address = request.remote_addr or "unknown"
     if trusted:
         hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",")]

@@ -8,7 +8,7 @@ from flask import Flask, render_template
 from flask_mail import Connection, Mail, Message
 
 from .config import ConfigError, Settings
-from .errors import ApiError
+from .errors import mail_unavailable
 
 log = logging.getLogger("favsync.mail")
 
@@ -92,7 +92,4 @@ class Mailer:
                 connection.send(message)
         except (smtplib.SMTPException, OSError) as exc:
             log.error("could not send email: %s", exc.__class__.__name__)
-            raise ApiError(
-                503, "mail_unavailable", "The email could not be sent; try again shortly.",
-                headers={"Retry-After": "30"},
-            ) from None
+            raise mail_unavailable() from None

@@ -6,7 +6,9 @@ import functools
 from importlib.resources import files
 
 import yaml
-from flask import Blueprint, current_app, url_for
+from flask import Blueprint, url_for
+
+from .state import settings
 
 DEFAULT_PREFIX = "/api/v1/favorites"
 
@@ -34,4 +36,4 @@ def document(prefix: str, max_favorites: int) -> dict:
 def openapi_document():
     """Return the OpenAPI document for this deployment."""
     prefix = url_for(".openapi_document").removesuffix("/openapi.json")
-    return document(prefix, current_app.extensions["favsync"].settings.max_favorites)
+    return document(prefix, settings().max_favorites)

@@ -6,7 +6,7 @@ import re
 from email_validator import EmailNotValidError, validate_email
 from flask import request
 
-from .errors import ApiError, validation_error
+from .errors import invalid_json, too_many_sent, validation_error
 
 MAX_EMAIL_LENGTH = 254
 LISTING_ID = re.compile(r"[A-Za-z0-9._-]{1,50}")
@@ -22,13 +22,13 @@ def problem(loc: list, msg: str, type_: str) -> dict:
 def json_object() -> dict:
     """Return the request body as a JSON object, or raise 400."""
     if not request.is_json:
-        raise ApiError(400, "invalid_json", "Send a JSON object with Content-Type: application/json.")
+        raise invalid_json("Send a JSON object with Content-Type: application/json.")
     try:
         body = request.get_json(silent=True)
     except RecursionError:  # absurdly deep nesting; silent=True does not cover it
         body = None
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+        raise invalid_json()
     return body
 
 
@@ -78,9 +78,7 @@ def listing_ids(body: dict, limit: int) -> list[str]:
     if not isinstance(values, list):
         raise validation_error([problem(["body", "favorites"], "favorites must be a list of listing ids.", "missing" if values is None else "list_type")])
     if len(values) > limit:
-        raise ApiError(
-            422, "too_many_favorites", f"A sync sends at most {limit} ids; this one sent {len(values)}."
-        )
+        raise too_many_sent(limit, len(values))
     problems = [
         _listing_problem(["body", "favorites", index])
         for index, value in enumerate(values)

@@ -3,9 +3,9 @@ import logging
 from logging.config import fileConfig
 
 from alembic import context
-from flask import current_app
 
 from favsync.database import Base, include_only_favsync
+from favsync.state import state
 
 config = context.config
 if config.config_file_name:
@@ -19,7 +19,7 @@ VERSION_TABLE = "favsync_alembic_version"
 
 def _engine():
     # favsync's database: its own, or the host's it was given.
-    return current_app.extensions["favsync"].db.engine
+    return state().db.engine
 
 
 def _skip_empty_autogenerate(context, revision, directives):

@@ -1,0 +1,246 @@
+"""Magic links: issue one (at most three pending per email), email it, redeem it by link or code."""
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import url_for
+
+from . import sessions
+from .database import serialize, session, utcnow
+from .errors import (
+    invalid_code,
+    invalid_token,
+    too_many_attempts,
+    too_many_pending_links,
+    token_expired,
+    token_used,
+)
+from .models import MAX_CODE_ATTEMPTS, Brokerage, Client, MagicLink
+from .requestlog import mask_email
+from .state import state
+from .sync import listing_ids
+from .tokens import code_digest, is_magic_secret, new_code, new_secret, sha256_hex
+
+log = logging.getLogger("favsync.auth")
+
+# The three-pending-links rule counts links requested within this window.
+PENDING_WINDOW = timedelta(minutes=15)
+
+
+def request_link(
+    email: str, *, next_path: str | None, session_id: str | None, host: str, ip: str
+) -> None:
+    """Email a one-time sign-in link and code for `email`, requested on `host` from `ip`."""
+    favsync = state()
+    favsync.limits.hit_magic_link(email, ip)
+    brokerage = Brokerage.for_host(host)
+    secret, token_digest = new_secret()
+    code, typed_code_digest = new_code(favsync.settings.secret_key, email)
+    link_id = _issue(
+        brokerage.id,
+        email,
+        token_digest,
+        session_id,
+        code_digest=typed_code_digest,
+        next_path=next_path,
+    )
+    try:
+        favsync.limits.hit_email_sent()
+        favsync.mailer.send_magic_link(
+            to=email,
+            brokerage=brokerage.name,
+            url=_link_url(secret),
+            code=code,
+            minutes=favsync.settings.magic_link_ttl // 60,
+        )
+    except Exception:
+        _withdraw(link_id)  # a link nobody received must not hold a pending slot
+        raise
+    log.info("magic link sent to %s", mask_email(email))
+
+
+def _issue(
+    brokerage_id: int,
+    email: str,
+    token_digest: str,
+    session_id: str | None,
+    *,
+    code_digest: str,
+    next_path: str | None,
+) -> int:
+    """Store a new pending link unless the email already has its maximum; return its id."""
+    db = session()
+    settings = state().settings
+    # Count-then-insert races unless every request for this email waits its turn.
+    serialize(f"magic-link:{email}")
+    now = utcnow()
+    pending = db.execute(
+        sa.select(MagicLink.expires_at, MagicLink.created_at, MagicLink.failed_attempts).where(
+            MagicLink.email == email,
+            MagicLink.pending(now),  # dead links hold no slot
+            MagicLink.created_at > now - PENDING_WINDOW,
+        )
+    ).all()
+    if len(pending) >= settings.magic_link_max_pending:
+        db.rollback()
+        frees_at = min(min(row.expires_at, row.created_at + PENDING_WINDOW) for row in pending)
+        raise too_many_pending_links(
+            settings.magic_link_max_pending,
+            retry_after=max(1, math.ceil((frees_at - now).total_seconds())),
+        )
+    link_id = db.scalar(
+        sa.insert(MagicLink)
+        .values(
+            brokerage_id=brokerage_id,
+            email=email,
+            token=token_digest,
+            session_id=session_id,
+            code=code_digest,
+            next_path=next_path,
+            # A new link must not reset the wrong-code count of the email's live ones.
+            failed_attempts=max((row.failed_attempts for row in pending), default=0),
+            expires_at=now + timedelta(seconds=settings.magic_link_ttl),
+            created_at=now,
+        )
+        .returning(MagicLink.id)
+    )
+    db.commit()
+    return link_id
+
+
+def _withdraw(link_id: int) -> None:
+    """Delete a link whose email never left, freeing its pending slot."""
+    db = session()
+    db.execute(
+        sa.delete(MagicLink)
+        .where(MagicLink.id == link_id)
+        .execution_options(synchronize_session=False)
+    )
+    db.commit()
+
+
+def _link_url(secret: str) -> str:
+    template = state().settings.magic_link_url
+    if template is None:  # debug and testing only (config refuses it elsewhere)
+        return url_for("favsync.auth.verify_magic_link", token=secret, _external=True)
+    return template.replace("{token}", secret)
+
+
+def check_secret(secret: str) -> None:
+    """Raise invalid_token unless `secret` has the shape of an emailed secret."""
+    if not is_magic_secret(secret):
+        raise invalid_token()
+
+
+def redeem_link(secret: str) -> sessions.Login:
+    """Consume a magic link exactly once and log its client in, creating the client if new."""
+    check_secret(secret)
+    token_digest = sha256_hex(secret)
+    now = utcnow()
+    # One conditional UPDATE decides the race: of any number of concurrent
+    # redemptions, exactly one sees a row come back.
+    consumed = session().execute(_consume(MagicLink.token == token_digest, now)).first()
+    if consumed is None:
+        session().rollback()
+        raise _why_unredeemable(token_digest, now)
+    return _log_in(consumed, now)
+
+
+def redeem_code(email: str, code: str) -> sessions.Login:
+    """Consume the pending link whose typed code this is; count a wrong code against the email."""
+    db = session()
+    digest = code_digest(state().settings.secret_key, email, code)
+    # Guesses for one email take turns, so concurrent wrong codes cannot all be
+    # checked before any of them is counted.
+    serialize(f"magic-link:{email}")
+    now = utcnow()
+    match = (
+        sa.select(MagicLink.id)
+        .where(MagicLink.email == email, MagicLink.code == digest, MagicLink.pending(now))
+        .order_by(MagicLink.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    consumed = db.execute(_consume(MagicLink.id == match, now)).first()
+    if consumed is not None:
+        return _log_in(consumed, now)
+    attempts = db.scalars(
+        sa.update(MagicLink)
+        .where(MagicLink.email == email, MagicLink.pending(now))
+        .values(failed_attempts=MagicLink.failed_attempts + 1)
+        .returning(MagicLink.failed_attempts)
+        .execution_options(synchronize_session=False)
+    ).all()
+    db.commit()
+    if (attempts and max(attempts) >= MAX_CODE_ATTEMPTS) or (
+        not attempts and _has_dead_links(email, now)
+    ):
+        raise too_many_attempts()
+    raise invalid_code()
+
+
+def _consume(which, now: datetime):
+    """The conditional UPDATE that uses one pending link, returning what the login needs."""
+    return (
+        sa.update(MagicLink)
+        .where(which, MagicLink.pending(now))
+        .values(used_at=now)
+        .returning(
+            MagicLink.id,
+            MagicLink.brokerage_id,
+            MagicLink.email,
+            MagicLink.session_id,
+            MagicLink.next_path,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _has_dead_links(email: str, now: datetime) -> bool:
+    return session().scalar(
+        sa.select(sa.func.count()).where(MagicLink.email == email, MagicLink.dead(now))
+    ) > 0
+
+
+def _why_unredeemable(token_digest: str, now: datetime):
+    link = session().execute(
+        sa.select(MagicLink.used_at, MagicLink.dead(now).label("dead")).where(
+            MagicLink.token == token_digest
+        )
+    ).first()
+    if link is None:
+        return invalid_token()
+    if link.used_at is not None:
+        return token_used()
+    if link.dead:
+        return too_many_attempts()
+    return token_expired()
+
+
+def _log_in(consumed: sa.Row, now: datetime) -> sessions.Login:
+    db = session()
+    client = Client.find_or_create(consumed.brokerage_id, consumed.email)
+    db.execute(
+        sa.update(MagicLink)
+        .where(MagicLink.id == consumed.id)
+        .values(client_id=client.id)
+        .execution_options(synchronize_session=False)
+    )
+    favorites = listing_ids(client.id)
+    refresh_secret = sessions.start_family(client.id, now)
+    db.commit()
+    return sessions.Login(
+        client_id=client.id,
+        brokerage_id=consumed.brokerage_id,
+        email=consumed.email,
+        refresh_secret=refresh_secret,
+        not_before=client.tokens_valid_after,
+        at=now,
+        created=bool(client.created),
+        session_id=consumed.session_id,
+        favorites=favorites,
+        redirect=consumed.next_path,
+    )

@@ -1,0 +1,36 @@
+"""What favsync keeps per app, and the one accessor every module uses to reach it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flask import current_app
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+    from .config import Settings
+    from .limiting import RequestLimits
+    from .mail import Mailer
+
+EXTENSION_KEY = "favsync"
+
+
+@dataclass(frozen=True)
+class FavSyncState:
+    """favsync's per-app state, in app.extensions["favsync"]."""
+
+    settings: Settings
+    db: SQLAlchemy
+    limits: RequestLimits
+    mailer: Mailer
+
+
+def state() -> FavSyncState:
+    """favsync's state for the current app."""
+    return current_app.extensions[EXTENSION_KEY]
+
+
+def settings() -> Settings:
+    """favsync's settings for the current app."""
+    return state().settings
