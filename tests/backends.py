@@ -22,7 +22,7 @@ from favsync import create_app
 from favsync.database import MIGRATIONS_DIRECTORY as MIGRATIONS
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLES = ("favsync_favorites", "favsync_magic_links", "favsync_clients", "favsync_brokerages")
+TABLES = ("favsync_outbox", "favsync_favorites", "favsync_magic_links", "favsync_clients", "favsync_brokerages")
 
 
 def migrate(database_uri: str, config: dict) -> None:

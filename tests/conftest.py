@@ -15,6 +15,8 @@ from aiosmtpd.controller import Controller
 
 from backends import MIGRATIONS, ROOT, open_backend  # noqa: F401  (tests import them here)
 from favsync import create_app
+# How long a test waits for an email that a live server delivers after answering.
+MAIL_WAIT_SECONDS = 15
 LINK = re.compile(r"https?://\S+/verify/[A-Za-z0-9_-]+")
 
 
@@ -30,30 +32,42 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
-        self._lock = threading.Lock()
+        self._arrived = threading.Condition()
         self.port = free_port()
 
     async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        with self._lock:
+        with self._arrived:
             self.messages.append(message)
+            self._arrived.notify_all()
         return "250 OK"
 
     def clear(self) -> None:
-        with self._lock:
+        with self._arrived:
             self.messages.clear()
 
-    def to(self, address: str) -> list[email.message.EmailMessage]:
-        with self._lock:
+    def received(self, address: str) -> list[email.message.EmailMessage]:
+        """What has arrived for `address` so far."""
+        with self._arrived:
             return [m for m in self.messages if m["To"] == address.strip().lower()]
+
+    def to(self, address: str, count: int = 1) -> list[email.message.EmailMessage]:
+        """The emails to `address`, once at least `count` arrived (a live server delivers
+        after its answer, so this waits for them, up to a bound)."""
+        with self._arrived:
+            self._arrived.wait_for(
+                lambda: len([m for m in self.messages if m["To"] == address.strip().lower()]) >= count,
+                timeout=MAIL_WAIT_SECONDS,
+            )
+        return self.received(address)
 
     @staticmethod
     def secret_in(message) -> str:
         return LINK.search(message.get_body(("plain",)).get_content()).group(0).rsplit("/", 1)[1]
 
-    def link_for(self, address: str) -> str:
-        """The sign-in link in the newest email to `address`."""
-        message = self.to(address)[-1]
+    def link_for(self, address: str, count: int = 1) -> str:
+        """The sign-in link in the newest email to `address` (waiting for the `count`th)."""
+        message = self.to(address, count)[-1]
         return LINK.search(message.get_body(("plain",)).get_content()).group(0)
 
 
@@ -67,6 +81,9 @@ def contract(monkeypatch):
     original_open = FlaskClient.open
 
     def open_and_check(self, *args, **kwargs):
+        # Buffered, as a real server does: the response is closed, and what runs
+        # after it (outbox delivery) has run, before the test reads the inbox.
+        kwargs.setdefault("buffered", True)
         response = original_open(self, *args, **kwargs)
         check(self.application, response.request.method, response.request.path, response)
         return response

@@ -1,4 +1,5 @@
 """The `flask favsync` command group."""
+import time
 from datetime import timedelta
 
 import click
@@ -48,6 +49,44 @@ def purge(days: int) -> None:
     )
     session().commit()
     click.echo(f"purged {links.rowcount} magic links and {tokens.rowcount} refresh tokens")
+
+
+@favsync_cli.command("deliver")
+@click.option("--loop", is_flag=True, help="Keep delivering, every FAVSYNC_SWEEP_INTERVAL seconds.")
+def deliver(loop: bool) -> None:
+    """Deliver every due email and webhook in the outbox (for cron, or with --loop)."""
+    from . import outbox
+    from .state import settings
+
+    while True:
+        tried = outbox.deliver()
+        click.echo(f"delivered or retried {tried} outbox messages")
+        if not loop:
+            return
+        time.sleep(settings().sweep_interval)
+
+
+@favsync_cli.group("outbox", invoke_without_command=True)
+@click.pass_context
+def outbox_cli(context: click.Context) -> None:
+    """Show the outbox: messages by status and the age of the oldest undelivered one."""
+    if context.invoked_subcommand is not None:
+        return
+    from . import outbox
+
+    for status, count in outbox.counts().items():
+        click.echo(f"{status:8} {count}")
+    age = outbox.oldest_queued_age()
+    click.echo("oldest undelivered: " + ("none" if age is None else f"{age:.0f} s"))
+
+
+@outbox_cli.command("retry")
+@click.option("--failed", is_flag=True, required=True, help="Queue every failed message again.")
+def outbox_retry(failed: bool) -> None:
+    """Queue failed messages again, from their first attempt."""
+    from . import outbox
+
+    click.echo(f"queued {outbox.retry_failed()} failed messages again")
 
 
 @favsync_cli.group("db")

@@ -42,6 +42,12 @@ DEFAULTS: dict[str, Any] = {
     "FAVSYNC_JWT_ACTIVE_KID": None,
     "FAVSYNC_TRUSTED_PROXIES": 0,
     "FAVSYNC_CORS_ORIGINS": None,  # env: origins separated by spaces or commas
+    "FAVSYNC_CELERY_BROKER_URL": None,  # None: deliver in the web process, after the response
+    "FAVSYNC_DELIVERY_MAX_ATTEMPTS": 8,
+    "FAVSYNC_DELIVERY_LEASE": 120,  # seconds a worker holds a row it is sending
+    "FAVSYNC_SWEEP_INTERVAL": 30,  # seconds between sweeps (deliver --loop, Celery beat)
+    "FAVSYNC_WEBHOOK_URL": None,
+    "FAVSYNC_WEBHOOK_SECRET": None,  # whsec_<base64>, required with FAVSYNC_WEBHOOK_URL
 }
 
 # How a variable whose default is None is read from the environment.
@@ -125,6 +131,12 @@ class Settings:
     jwt_active_kid: str | None
     trusted_proxies: int
     cors_origins: frozenset
+    celery_broker_url: str | None
+    delivery_max_attempts: int
+    delivery_lease: int
+    sweep_interval: int
+    webhook_url: str | None
+    webhook_secret: str | None
 
     @classmethod
     def from_app(cls, app) -> Settings:
@@ -169,6 +181,12 @@ class Settings:
             jwt_active_kid=config["FAVSYNC_JWT_ACTIVE_KID"],
             trusted_proxies=config["FAVSYNC_TRUSTED_PROXIES"],
             cors_origins=frozenset(config["FAVSYNC_CORS_ORIGINS"] or ()),
+            celery_broker_url=config["FAVSYNC_CELERY_BROKER_URL"],
+            delivery_max_attempts=config["FAVSYNC_DELIVERY_MAX_ATTEMPTS"],
+            delivery_lease=config["FAVSYNC_DELIVERY_LEASE"],
+            sweep_interval=config["FAVSYNC_SWEEP_INTERVAL"],
+            webhook_url=config["FAVSYNC_WEBHOOK_URL"],
+            webhook_secret=config["FAVSYNC_WEBHOOK_SECRET"],
         )
         settings._check()
         if settings.magic_link_url is None and not relaxed:
@@ -191,6 +209,9 @@ class Settings:
             "FAVSYNC_MAX_FAVORITES",
             "FAVSYNC_MAX_BODY_BYTES",
             "FAVSYNC_REFRESH_TOKEN_TTL",
+            "FAVSYNC_DELIVERY_MAX_ATTEMPTS",
+            "FAVSYNC_DELIVERY_LEASE",
+            "FAVSYNC_SWEEP_INTERVAL",
         ):
             value = getattr(self, key.removeprefix("FAVSYNC_").lower())
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -203,6 +224,15 @@ class Settings:
             raise ConfigError(f"FAVSYNC_REFRESH_COOKIE_SAMESITE must be one of {SAMESITE_VALUES}")
         if self.refresh_cookie_samesite == "None" and not self.refresh_cookie_secure:
             raise ConfigError("FAVSYNC_REFRESH_COOKIE_SAMESITE=None needs a Secure cookie")
+        if self.webhook_url is not None:
+            if not self.webhook_url.startswith(("http://", "https://")):
+                raise ConfigError("FAVSYNC_WEBHOOK_URL must be an http:// or https:// URL")
+            if not (self.webhook_secret or "").startswith("whsec_"):
+                raise ConfigError(
+                    "FAVSYNC_WEBHOOK_SECRET must be set with FAVSYNC_WEBHOOK_URL: whsec_ and "
+                    "base64 (python -c 'import base64, secrets; "
+                    "print(\"whsec_\" + base64.b64encode(secrets.token_bytes(32)).decode())')"
+                )
         if self.jwt_active_kid not in self.jwt_keys:
             raise ConfigError(
                 f"FAVSYNC_JWT_ACTIVE_KID {self.jwt_active_kid!r} is not a key of FAVSYNC_JWT_KEYS"

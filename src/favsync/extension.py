@@ -1,10 +1,11 @@
 """FavSync, the Flask extension: wires configuration, database, limits, mail and routes."""
 from __future__ import annotations
 
+import sqlalchemy as sa
 from flask import Blueprint, Flask, request
 from flask_sqlalchemy import SQLAlchemy
 
-from . import auth, errors, favorites, openapi
+from . import auth, errors, favorites, openapi, outbox, worker
 from .cli import favsync_cli
 from .config import Settings
 from .cors import add_cors_headers
@@ -36,29 +37,50 @@ class FavSync:
         app: Flask | None = None,
         *,
         db: SQLAlchemy | None = None,
+        celery=None,
         register_blueprint: bool = True,
     ) -> None:
         self.db = db
+        self.celery = celery
         if app is not None:
             self.init_app(app, register_blueprint=register_blueprint)
 
     def init_app(
-        self, app: Flask, *, db: SQLAlchemy | None = None, register_blueprint: bool = True
+        self,
+        app: Flask,
+        *,
+        db: SQLAlchemy | None = None,
+        celery=None,
+        register_blueprint: bool = True,
     ) -> None:
         """Add favsync to `app`, on the host's `db` if given (else its own database).
 
-        With register_blueprint=False the host mounts `favsync.blueprint` itself.
+        With a host's Celery app (or FAVSYNC_CELERY_BROKER_URL), emails and webhooks
+        are delivered by Celery workers; without, by the web process after each
+        response. With register_blueprint=False the host mounts `favsync.blueprint`.
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("favsync is already initialised on this app; call init_app once")
         settings = Settings.from_app(app)
         db = db or self.db or app.extensions.get("sqlalchemy") or own_database(app)
+        celery = celery or self.celery
+        if celery is None and settings.celery_broker_url is not None:
+            celery = worker.celery_for(
+                app, settings.celery_broker_url, sweep_interval=settings.sweep_interval
+            )
+        if celery is not None:
+            worker.register_tasks(celery, app)
         app.extensions[EXTENSION_KEY] = FavSyncState(
             settings=settings,
             db=db,
             limits=RequestLimits(settings),
             mailer=Mailer.for_app(app, settings),
+            celery=celery,
         )
+        # Outbox rows are handed to delivery once their transaction commits.
+        if not sa.event.contains(db.session, "after_commit", outbox.on_commit):
+            sa.event.listen(db.session, "after_commit", outbox.on_commit)
+            sa.event.listen(db.session, "after_soft_rollback", outbox.on_rollback)
         if register_blueprint:
             app.register_blueprint(api, url_prefix=settings.url_prefix)
         app.cli.add_command(favsync_cli)

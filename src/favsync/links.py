@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import url_for
 
-from . import sessions
+from . import outbox, sessions
 from .database import serialize, session, utcnow
 from .errors import (
     invalid_code,
@@ -18,6 +18,7 @@ from .errors import (
     token_expired,
     token_used,
 )
+from .mail import render_magic_link
 from .models import MAX_CODE_ATTEMPTS, Brokerage, Client, MagicLink
 from .requestlog import mask_email
 from .state import state
@@ -33,47 +34,16 @@ PENDING_WINDOW = timedelta(minutes=15)
 def request_link(
     email: str, *, next_path: str | None, session_id: str | None, host: str, ip: str
 ) -> None:
-    """Email a one-time sign-in link and code for `email`, requested on `host` from `ip`."""
+    """Queue a one-time sign-in link and code for `email`, requested on `host` from `ip`.
+
+    The link and its email commit together (the outbox); SMTP is never talked
+    to here, so a refused or unreachable mail server looks like success.
+    """
     favsync = state()
+    settings = favsync.settings
     favsync.limits.hit_magic_link(email, ip)
     brokerage = Brokerage.for_host(host)
-    secret, token_digest = new_secret()
-    code, typed_code_digest = new_code(favsync.settings.secret_key, email)
-    link_id = _issue(
-        brokerage.id,
-        email,
-        token_digest,
-        session_id,
-        code_digest=typed_code_digest,
-        next_path=next_path,
-    )
-    try:
-        favsync.limits.hit_email_sent()
-        favsync.mailer.send_magic_link(
-            to=email,
-            brokerage=brokerage.name,
-            url=_link_url(secret),
-            code=code,
-            minutes=favsync.settings.magic_link_ttl // 60,
-        )
-    except Exception:
-        _withdraw(link_id)  # a link nobody received must not hold a pending slot
-        raise
-    log.info("magic link sent to %s", mask_email(email))
-
-
-def _issue(
-    brokerage_id: int,
-    email: str,
-    token_digest: str,
-    session_id: str | None,
-    *,
-    code_digest: str,
-    next_path: str | None,
-) -> int:
-    """Store a new pending link unless the email already has its maximum; return its id."""
     db = session()
-    settings = state().settings
     # Count-then-insert races unless every request for this email waits its turn.
     serialize(f"magic-link:{email}")
     now = utcnow()
@@ -91,35 +61,39 @@ def _issue(
             settings.magic_link_max_pending,
             retry_after=max(1, math.ceil((frees_at - now).total_seconds())),
         )
-    link_id = db.scalar(
-        sa.insert(MagicLink)
-        .values(
-            brokerage_id=brokerage_id,
+    try:
+        favsync.limits.hit_email_sent()
+    except Exception:
+        db.rollback()
+        raise
+    secret, token_digest = new_secret()
+    code, typed_code_digest = new_code(settings.secret_key, email)
+    expires_at = now + timedelta(seconds=settings.magic_link_ttl)
+    db.execute(
+        sa.insert(MagicLink).values(
+            brokerage_id=brokerage.id,
             email=email,
             token=token_digest,
             session_id=session_id,
-            code=code_digest,
+            code=typed_code_digest,
             next_path=next_path,
             # A new link must not reset the wrong-code count of the email's live ones.
             failed_attempts=max((row.failed_attempts for row in pending), default=0),
-            expires_at=now + timedelta(seconds=settings.magic_link_ttl),
+            expires_at=expires_at,
             created_at=now,
         )
-        .returning(MagicLink.id)
     )
-    db.commit()
-    return link_id
-
-
-def _withdraw(link_id: int) -> None:
-    """Delete a link whose email never left, freeing its pending slot."""
-    db = session()
-    db.execute(
-        sa.delete(MagicLink)
-        .where(MagicLink.id == link_id)
-        .execution_options(synchronize_session=False)
+    email_message = render_magic_link(
+        to=email,
+        brokerage=brokerage.name,
+        url=_link_url(secret),
+        code=code,
+        minutes=settings.magic_link_ttl // 60,
     )
+    # The email dies with its link: never delivered once the link has expired.
+    outbox.add_email(email_message, expires_at=expires_at)
     db.commit()
+    log.info("magic link queued for %s", mask_email(email))
 
 
 def _link_url(secret: str) -> str:
@@ -231,6 +205,13 @@ def _log_in(consumed: sa.Row, now: datetime) -> sessions.Login:
     )
     favorites = listing_ids(client.id)
     refresh_secret = sessions.start_family(client.id, now)
+    outbox.add_event("client.verified", {
+        "client_id": client.id,
+        "brokerage_id": consumed.brokerage_id,
+        "email": consumed.email,
+        "session_id": consumed.session_id,
+        "created": bool(client.created),
+    })
     db.commit()
     return sessions.Login(
         client_id=client.id,

@@ -1,30 +1,68 @@
-"""The one seam through which every favsync email leaves."""
+"""Emails: render them, and hand them to SMTP (or, in development, to the log)."""
 from __future__ import annotations
 
 import logging
 import smtplib
+import ssl
+from dataclasses import dataclass, field
 
 from flask import Flask, render_template
 from flask_mail import Connection, Mail, Message
 
 from .config import ConfigError, Settings
-from .errors import mail_unavailable
 
 log = logging.getLogger("favsync.mail")
 
 
+@dataclass(frozen=True)
+class Email:
+    """A rendered email, as the outbox keeps it until it is delivered."""
+
+    to: str
+    subject: str
+    text: str
+    html: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class DeliveryError(Exception):
+    """An email or webhook was not delivered; `permanent` when retrying cannot help."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
+
+
+def render_magic_link(*, to: str, brokerage: str, url: str, code: str, minutes: int) -> Email:
+    """The sign-in email: a link and a typed code."""
+    context = {"brokerage": brokerage, "url": url, "code": code, "minutes": minutes}
+    return Email(
+        to=to,
+        subject=f"Your sign-in link for {brokerage}",
+        text=render_template("favsync/email/magic_link.txt", **context),
+        html=render_template("favsync/email/magic_link.html", **context),
+    )
+
+
 class TimeoutConnection(Connection):
-    """Flask-Mail's SMTP connection, with the timeout it lacks."""
+    """Flask-Mail's SMTP connection, with the timeout it lacks and TLS that verifies."""
 
     def __init__(self, mail, timeout: int) -> None:
         super().__init__(mail)
         self.timeout = timeout
 
     def configure_host(self) -> smtplib.SMTP:
-        smtp_class = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
-        host = smtp_class(self.mail.server, self.mail.port, timeout=self.timeout)
+        # smtplib's own default context verifies nothing: anyone on the path
+        # could read every sign-in link.
+        context = ssl.create_default_context()
+        if self.mail.use_ssl:
+            host = smtplib.SMTP_SSL(
+                self.mail.server, self.mail.port, timeout=self.timeout, context=context
+            )
+        else:
+            host = smtplib.SMTP(self.mail.server, self.mail.port, timeout=self.timeout)
         if self.mail.use_tls:
-            host.starttls()
+            host.starttls(context=context)
         if self.mail.username and self.mail.password:
             host.login(self.mail.username, self.mail.password)
         return host
@@ -68,28 +106,35 @@ class Mailer:
         sender = settings.mail_default_sender or getattr(state, "default_sender", None)
         return cls(state, sender or "no-reply@localhost", settings.mail_timeout)
 
-    def send_magic_link(
-        self, *, to: str, brokerage: str, url: str, code: str, minutes: int
-    ) -> None:
-        """Email a sign-in link and code; raise a 503 ApiError if SMTP will not take it."""
-        context = {"brokerage": brokerage, "url": url, "code": code, "minutes": minutes}
-        message = Message(
-            subject=f"Your sign-in link for {brokerage}",
-            recipients=[to],
-            sender=self.sender,
-            body=render_template("favsync/email/magic_link.txt", **context),
-            html=render_template("favsync/email/magic_link.html", **context),
-        )
-        self._send(message)
+    def message_id(self, uid: str) -> str:
+        """A Message-ID stable across retries, so a rare duplicate is recognisable."""
+        domain = self.sender.rpartition("@")[2].strip("> ") or "localhost"
+        return f"<{uid}@{domain}>"
 
-    def _send(self, message: Message) -> None:
+    def send(self, email: Email, uid: str) -> None:
+        """Hand `email` to SMTP; raise DeliveryError if it was not taken."""
+        message = Message(
+            subject=email.subject,
+            recipients=[email.to],
+            sender=self.sender,
+            body=email.text,
+            html=email.html,
+            extra_headers=email.headers or None,
+        )
+        message.msgId = self.message_id(uid)
         if self._state is None:
             log.warning("No mail server configured (FAVSYNC_MAIL_SERVER); the email to %s:\n%s",
-                        ", ".join(message.recipients), message.body)
+                        email.to, email.text)
             return
         try:
             with TimeoutConnection(self._state, self.timeout) as connection:
                 connection.send(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise DeliveryError(f"recipient refused ({codes})",
+                                permanent=all(code >= 500 for code in codes)) from None
+        except smtplib.SMTPDataError as exc:
+            raise DeliveryError(f"message refused ({exc.smtp_code})",
+                                permanent=exc.smtp_code >= 500) from None
         except (smtplib.SMTPException, OSError) as exc:
-            log.error("could not send email: %s", exc.__class__.__name__)
-            raise mail_unavailable() from None
+            raise DeliveryError(f"SMTP unavailable ({exc.__class__.__name__})") from None

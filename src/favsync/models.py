@@ -144,3 +144,35 @@ class Favorite(Base):
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, server_default=sa.func.now()
     )
+
+
+class OutboxMessage(Base):
+    """An email or webhook to deliver, committed with the change that causes it."""
+
+    __tablename__ = "favsync_outbox"
+    __table_args__ = (sa.Index("ix_favsync_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(sa.String(36), unique=True)  # Message-ID, webhook-id
+    kind: Mapped[str] = mapped_column(sa.String(16))  # "email" or "webhook"
+    recipient: Mapped[str] = mapped_column(sa.String(2048))  # an address or a URL
+    headers: Mapped[str] = mapped_column(sa.Text)  # JSON; nothing secret
+    content: Mapped[str] = mapped_column(sa.Text)  # encrypted: emails carry sign-in secrets
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued", server_default="queued")
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=sa.func.now()
+    )
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # never delivered after
+
+    @classmethod
+    def due(cls, now: datetime):
+        """Waiting for a delivery attempt: queued and due, or held by a lease that ran out."""
+        return sa.or_(
+            sa.and_(cls.status == "queued", cls.next_attempt_at <= now),
+            sa.and_(cls.status == "sending", cls.lease_until < now),
+        )

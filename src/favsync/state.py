@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from flask import current_app
 
 if TYPE_CHECKING:
+    from celery import Celery
     from flask_sqlalchemy import SQLAlchemy
 
     from .config import Settings
@@ -24,6 +25,7 @@ class FavSyncState:
     db: SQLAlchemy
     limits: RequestLimits
     mailer: Mailer
+    celery: Celery | None  # None: the web process delivers, after each response
 
 
 def state() -> FavSyncState:

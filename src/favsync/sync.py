@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from . import outbox
 from .database import insert, serialize, session, utcnow
 from .errors import too_many_favorites
 from .models import Favorite
@@ -41,6 +42,7 @@ def merge_favorites(client_id: int, incoming: list[str], limit: int) -> tuple[li
             .values([{"client_id": client_id, "listing_id": i, "created_at": now} for i in added])
             .on_conflict_do_nothing(index_elements=["client_id", "listing_id"])
         )
+        _changed(client_id, added=added, removed=[])
     db.commit()
     return existing + added, added
 
@@ -55,5 +57,14 @@ def remove_favorite(client_id: int, listing_id: str) -> tuple[list[str], bool]:
         .execution_options(synchronize_session=False)
     ).first()
     remaining = listing_ids(client_id)
+    if removed is not None:
+        _changed(client_id, added=[], removed=[listing_id])
     db.commit()
     return remaining, removed is not None
+
+
+def _changed(client_id: int, *, added: list[str], removed: list[str]) -> None:
+    """Tell the CRM, in the transaction that made the change."""
+    outbox.add_event(
+        "favorites.changed", {"client_id": client_id, "added": added, "removed": removed}
+    )
