@@ -48,14 +48,15 @@ def test_development_keeps_a_random_secret_in_the_instance_folder(config, tmp_pa
 
     assert len(first.secret_key) >= 40
     assert first.secret_key == second.secret_key
-    assert first.jwt_secret_key == first.secret_key
+    assert first.jwt_keys == {None: first.secret_key}
 
 
 def test_the_jwt_key_can_differ_from_the_secret_key(config):
     config["FAVSYNC_JWT_SECRET_KEY"] = "another-secret-key-that-is-long-enough-too"
 
     settings = create_app(config).extensions["favsync"].settings
-    assert settings.jwt_secret_key != settings.secret_key
+    assert settings.jwt_keys == {None: "another-secret-key-that-is-long-enough-too"}
+    assert not hasattr(settings, "jwt_secret_key")  # the key ring holds it
 
 
 @pytest.mark.parametrize(
@@ -64,7 +65,7 @@ def test_the_jwt_key_can_differ_from_the_secret_key(config):
         ("FAVSYNC_URL_PREFIX", "api/"),
         ("FAVSYNC_MAX_FAVORITES", 0),
         ("FAVSYNC_MAGIC_LINK_TTL", -1),
-        ("FAVSYNC_MAIL_PORT", "25"),
+        ("FAVSYNC_MAIL_PORT", "twenty-five"),
         ("FAVSYNC_MAGIC_LINK_URL", "https://example.com/login"),
         ("FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP", "lots"),
     ],
