@@ -107,7 +107,7 @@ class FavSync:
 
 def _own_database(app: Flask, settings: Settings) -> SQLAlchemy:
     """Give a standalone app its database: FAVSYNC_SQLALCHEMY_DATABASE_URI, else SQLite."""
-    uri = app.config["FAVSYNC_SQLALCHEMY_DATABASE_URI"]
+    uri = settings.sqlalchemy_database_uri
     if uri is None:
         uri = f"sqlite:///{Path(app.instance_path) / 'favsync.sqlite3'}"
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
