@@ -99,9 +99,10 @@ def setting(default: Any = None, check: Callable[[Any], None] | None = None, *,
 class Settings:
     """One app's favsync configuration, read and validated once at start-up.
 
-    Each field is the FAVSYNC_* setting of its name in capitals. To add a
-    setting, add a field; its type is str, int, bool, frozenset or dict
-    (`| None` where None is a meaningful value).
+    Each field is the FAVSYNC_* setting of its name in capitals: to add a
+    setting, add a field. Its type is str, int, bool, frozenset or dict; a
+    setting whose default is None may stay unset (annotate it `| None` unless
+    from_app fills it in).
     """
 
     url_prefix: str = setting("/api/v1/favorites", _url_path)
