@@ -1,283 +1,309 @@
-"""Every FAVSYNC_* setting in one place: its default, how it is read, how it is checked."""
+"""Every FAVSYNC_* setting, declared once: its name, type, default and check.
+
+A setting is a field of `Settings`: `mail_port: int = setting(25, _positive)`
+declares FAVSYNC_MAIL_PORT, a whole number, 25 unless set, positive. The
+environment and app.config are read by the same rules, from the field's type:
+"900" is 900; "true"/"1"/"yes"/"on" and "false"/"0"/"no"/"off" are booleans;
+"https://a.example https://b.example" (or with commas) is a set of two; a JSON
+object is a dict. Python values of the right type are taken as they are, and
+None or a blank string means "not set": the default applies.
+"""
 from __future__ import annotations
 
 import json
 import os
 import secrets
-from dataclasses import dataclass
+import types
+import typing
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from limits import parse as parse_rate
 
-DEFAULTS: dict[str, Any] = {
-    "FAVSYNC_URL_PREFIX": "/api/v1/favorites",
-    "FAVSYNC_SQLALCHEMY_DATABASE_URI": None,  # None: favsync.sqlite3 in the instance folder
-    "FAVSYNC_SECRET_KEY": None,
-    "FAVSYNC_JWT_SECRET_KEY": None,  # None: the secret key
-    "FAVSYNC_AUTH_TOKEN_TTL": 90 * 24 * 3600,
-    "FAVSYNC_MAGIC_LINK_TTL": 15 * 60,
-    "FAVSYNC_MAGIC_LINK_MAX_PENDING": 3,
-    "FAVSYNC_MAGIC_LINK_URL": None,  # None (debug/testing only): this service's GET verify URL
-    "FAVSYNC_MAIL_SERVER": None,  # None: emails are written to the log (debug/testing only)
-    "FAVSYNC_MAIL_PORT": 25,
-    "FAVSYNC_MAIL_USE_TLS": False,
-    "FAVSYNC_MAIL_USE_SSL": False,
-    "FAVSYNC_MAIL_USERNAME": None,
-    "FAVSYNC_MAIL_PASSWORD": None,
-    "FAVSYNC_MAIL_DEFAULT_SENDER": None,  # None: the host's MAIL_DEFAULT_SENDER, else no-reply@localhost
-    "FAVSYNC_MAIL_TIMEOUT": 10,
-    "FAVSYNC_RATELIMIT_STORAGE_URI": "memory://",
-    "FAVSYNC_RATELIMIT_KEY_PREFIX": "favsync",
-    "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL": "10 per hour",
-    "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP": "20 per hour",
-    "FAVSYNC_RATELIMIT_VERIFY_CODE_PER_IP": "30 per hour",
-    "FAVSYNC_RATELIMIT_EMAILS_GLOBAL": "1000 per hour",
-    "FAVSYNC_MAX_FAVORITES": 500,
-    "FAVSYNC_MAX_BODY_BYTES": 64 * 1024,
-    "FAVSYNC_REFRESH_TOKEN_TTL": 90 * 24 * 3600,
-    "FAVSYNC_REFRESH_COOKIE_SECURE": None,  # None: Secure, except in debug (plain-HTTP development)
-    "FAVSYNC_REFRESH_COOKIE_SAMESITE": "Lax",
-    "FAVSYNC_JWT_KEYS": None,  # {"key id": "secret", ...}; env: a JSON object
-    "FAVSYNC_JWT_ACTIVE_KID": None,
-    "FAVSYNC_TRUSTED_PROXIES": 0,
-    "FAVSYNC_CORS_ORIGINS": None,  # env: origins separated by spaces or commas
-    "FAVSYNC_CELERY_BROKER_URL": None,  # None: deliver in the web process, after the response
-    "FAVSYNC_DELIVERY_MAX_ATTEMPTS": 8,
-    "FAVSYNC_DELIVERY_LEASE": 120,  # seconds a worker holds a row it is sending
-    "FAVSYNC_SWEEP_INTERVAL": 30,  # seconds between sweeps (deliver --loop, Celery beat)
-    "FAVSYNC_WEBHOOK_URL": None,
-    "FAVSYNC_WEBHOOK_SECRET": None,  # whsec_<base64>, required with FAVSYNC_WEBHOOK_URL
-}
-
-# How a variable whose default is None is read from the environment.
-KINDS = {
-    "FAVSYNC_REFRESH_COOKIE_SECURE": bool,
-    "FAVSYNC_JWT_KEYS": dict,
-    "FAVSYNC_CORS_ORIGINS": list,
-}
+DAY = 24 * 3600
 SAMESITE_VALUES = ("Strict", "Lax", "None")
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
+# What a value of each setting type must be, for the error message.
+_KINDS = {
+    str: "a string",
+    int: "a whole number",
+    bool: "true or false",
+    frozenset: "a list of strings, or one string of them separated by spaces or commas",
+    dict: 'a JSON object such as {"2026-11": "secret"}',
+}
 
 
 class ConfigError(RuntimeError):
     """A FAVSYNC_* setting is missing or invalid; the message names the key."""
 
 
-def load_environment(config: dict, environ: Mapping[str, str] = os.environ) -> None:
-    """Copy every known FAVSYNC_* variable from the environment into `config`."""
-    for key, default in DEFAULTS.items():
-        if key in environ:
-            config[key] = _parse(key, environ[key], default)
+# Checks: each raises ValueError saying, after the key, what is wrong with a set value.
 
 
-def _parse(key: str, raw: str, default: Any) -> Any:
-    kind = KINDS.get(key) or type(default)
-    if kind is dict:
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            raise ConfigError(f"{key} must be a JSON object such as {{\"2026-11\": \"secret\"}}") from None
-        return value
-    if kind is list:
-        return [item for item in raw.replace(",", " ").split() if item]
-    if kind is bool:
-        if raw.strip().lower() in _TRUE:
-            return True
-        if raw.strip().lower() in _FALSE:
-            return False
-        raise ConfigError(f"{key} must be true or false, not {raw!r}")
-    if kind is int:
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigError(f"{key} must be a whole number, not {raw!r}") from None
-    return raw or None
+def _positive(number: int) -> None:
+    if number <= 0:
+        raise ValueError(f"must be a positive whole number, not {number!r}")
+
+
+def _not_negative(number: int) -> None:
+    if number < 0:
+        raise ValueError("must be a whole number, 0 or more")
+
+
+def _url_path(prefix: str) -> None:
+    if not prefix.startswith("/") or prefix.endswith("/"):
+        raise ValueError("must start with '/' and not end with one")
+
+
+def _link_template(url: str) -> None:
+    if "{token}" not in url:
+        raise ValueError("must contain '{token}'")
+
+
+def _rate_limit(rate: str) -> None:
+    try:
+        parse_rate(rate)
+    except ValueError as exc:
+        raise ValueError(f"is not a rate limit such as '10 per hour': {exc}") from None
+
+
+def _samesite(value: str) -> None:
+    if value not in SAMESITE_VALUES:
+        raise ValueError(f"must be one of {SAMESITE_VALUES}")
+
+
+def _key_secrets(keys: dict) -> None:
+    if not keys or not all(
+        isinstance(kid, str) and kid and isinstance(secret, str) and len(secret) >= 32
+        for kid, secret in keys.items()
+    ):
+        raise ValueError("must map key ids to secrets of at least 32 characters")
+
+
+def _origins(origins: frozenset) -> None:
+    for origin in origins:
+        if not origin.startswith(("http://", "https://")) or origin.endswith("/"):
+            raise ValueError(f"holds {origin!r}; origins look like https://homes.example")
+
+
+def _http_url(url: str) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+
+
+def _webhook_secret(secret: str) -> None:
+    if not secret.startswith("whsec_"):
+        raise ValueError(
+            "must be whsec_ and base64 (python -c 'import base64, secrets; "
+            "print(\"whsec_\" + base64.b64encode(secrets.token_bytes(32)).decode())')"
+        )
+
+
+def setting(default: Any = None, check: Callable[[Any], None] | None = None, *,
+            secret: bool = False) -> Any:
+    """Declare a field of Settings as a FAVSYNC_* setting with its default and check."""
+    return field(repr=not secret, metadata={"favsync": (default, check)})
 
 
 @dataclass(frozen=True)
 class Settings:
-    """One app's favsync configuration, read and validated once at start-up."""
+    """One app's favsync configuration, read and validated once at start-up.
 
-    url_prefix: str
-    secret_key: str
-    jwt_secret_key: str
-    auth_token_ttl: int
-    magic_link_ttl: int
-    magic_link_max_pending: int
-    magic_link_url: str | None
-    mail_server: str | None
-    mail_port: int
-    mail_use_tls: bool
-    mail_use_ssl: bool
-    mail_username: str | None
-    mail_password: str | None
-    mail_default_sender: str | None
-    mail_timeout: int
-    ratelimit_storage_uri: str
-    ratelimit_key_prefix: str
-    ratelimit_magic_link_per_email: str
-    ratelimit_magic_link_per_ip: str
-    ratelimit_verify_code_per_ip: str
-    ratelimit_emails_global: str
-    max_favorites: int
-    max_body_bytes: int
-    refresh_token_ttl: int
-    refresh_cookie_secure: bool
-    refresh_cookie_samesite: str
-    jwt_keys: dict  # key id (None: tokens without one) -> secret
-    jwt_active_kid: str | None
-    trusted_proxies: int
-    cors_origins: frozenset
-    celery_broker_url: str | None
-    delivery_max_attempts: int
-    delivery_lease: int
-    sweep_interval: int
-    webhook_url: str | None
-    webhook_secret: str | None
+    Each field is the FAVSYNC_* setting of its name in capitals: to add a
+    setting, add a field. Its type is str, int, bool, frozenset or dict; a
+    setting whose default is None may stay unset (annotate it `| None` unless
+    from_app fills it in).
+    """
+
+    url_prefix: str = setting("/api/v1/favorites", _url_path)
+    # None: favsync.sqlite3 in the instance folder.
+    sqlalchemy_database_uri: str | None = setting(secret=True)
+    # None: debug and testing keep a random one in the instance folder; otherwise required.
+    secret_key: str = setting(secret=True)
+    # Read, not kept: the key of tokens without a key id (None: the secret key); see _key_ring.
+    jwt_secret_key: InitVar[str | None] = setting(secret=True)
+    auth_token_ttl: int = setting(90 * DAY, _positive)
+    magic_link_ttl: int = setting(15 * 60, _positive)
+    magic_link_max_pending: int = setting(3, _positive)
+    # None (debug and testing only): this service's GET verify URL.
+    magic_link_url: str | None = setting(None, _link_template)
+    mail_server: str | None = setting()  # None: emails go to the log (debug and testing only)
+    mail_port: int = setting(25, _positive)
+    mail_use_tls: bool = setting(False)
+    mail_use_ssl: bool = setting(False)
+    mail_username: str | None = setting()
+    mail_password: str | None = setting(secret=True)
+    # None: the host's MAIL_DEFAULT_SENDER, else no-reply@localhost.
+    mail_default_sender: str | None = setting()
+    mail_timeout: int = setting(10, _positive)
+    ratelimit_storage_uri: str = setting("memory://", secret=True)  # may hold a password
+    ratelimit_key_prefix: str = setting("favsync")
+    ratelimit_magic_link_per_email: str = setting("10 per hour", _rate_limit)
+    ratelimit_magic_link_per_ip: str = setting("20 per hour", _rate_limit)
+    ratelimit_verify_code_per_ip: str = setting("30 per hour", _rate_limit)
+    ratelimit_emails_global: str = setting("1000 per hour", _rate_limit)
+    max_favorites: int = setting(500, _positive)
+    max_body_bytes: int = setting(64 * 1024, _positive)
+    refresh_token_ttl: int = setting(90 * DAY, _positive)
+    # None: Secure, except in debug (plain-HTTP development).
+    refresh_cookie_secure: bool = setting()
+    refresh_cookie_samesite: str = setting("Lax", _samesite)
+    # A JSON object of key id -> secret; from_app adds None -> the key of tokens without one.
+    jwt_keys: dict = setting(None, _key_secrets, secret=True)
+    jwt_active_kid: str | None = setting()
+    trusted_proxies: int = setting(0, _not_negative)
+    cors_origins: frozenset = setting(frozenset(), _origins)
+    # Delivery of the outbox. No broker: the web process delivers after each response.
+    celery_broker_url: str | None = setting(secret=True)  # may hold a password
+    delivery_max_attempts: int = setting(8, _positive)
+    delivery_lease: int = setting(120, _positive)  # seconds a worker holds a row it sends
+    sweep_interval: int = setting(30, _positive)  # seconds between sweeps (--loop, beat)
+    webhook_url: str | None = setting(None, _http_url)
+    webhook_secret: str | None = setting(None, _webhook_secret, secret=True)
 
     @classmethod
     def from_app(cls, app) -> Settings:
         """Read and check the app's FAVSYNC_* keys; raise ConfigError naming a bad one."""
-        config = app.config
-        for key, default in DEFAULTS.items():
-            config.setdefault(key, default)
+        values = {
+            declared.name: declared.read(app.config.setdefault(declared.key, declared.default))
+            for declared in SETTINGS
+        }
         relaxed = app.debug or app.testing
-        secret_key = config["FAVSYNC_SECRET_KEY"] or _development_secret(app, relaxed)
-        settings = cls(
-            url_prefix=config["FAVSYNC_URL_PREFIX"],
-            secret_key=secret_key,
-            jwt_secret_key=config["FAVSYNC_JWT_SECRET_KEY"] or secret_key,
-            auth_token_ttl=config["FAVSYNC_AUTH_TOKEN_TTL"],
-            magic_link_ttl=config["FAVSYNC_MAGIC_LINK_TTL"],
-            magic_link_max_pending=config["FAVSYNC_MAGIC_LINK_MAX_PENDING"],
-            magic_link_url=config["FAVSYNC_MAGIC_LINK_URL"],
-            mail_server=config["FAVSYNC_MAIL_SERVER"],
-            mail_port=config["FAVSYNC_MAIL_PORT"],
-            mail_use_tls=config["FAVSYNC_MAIL_USE_TLS"],
-            mail_use_ssl=config["FAVSYNC_MAIL_USE_SSL"],
-            mail_username=config["FAVSYNC_MAIL_USERNAME"],
-            mail_password=config["FAVSYNC_MAIL_PASSWORD"],
-            mail_default_sender=config["FAVSYNC_MAIL_DEFAULT_SENDER"],
-            mail_timeout=config["FAVSYNC_MAIL_TIMEOUT"],
-            ratelimit_storage_uri=config["FAVSYNC_RATELIMIT_STORAGE_URI"],
-            ratelimit_key_prefix=config["FAVSYNC_RATELIMIT_KEY_PREFIX"],
-            ratelimit_magic_link_per_email=config["FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL"],
-            ratelimit_magic_link_per_ip=config["FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP"],
-            ratelimit_verify_code_per_ip=config["FAVSYNC_RATELIMIT_VERIFY_CODE_PER_IP"],
-            ratelimit_emails_global=config["FAVSYNC_RATELIMIT_EMAILS_GLOBAL"],
-            max_favorites=config["FAVSYNC_MAX_FAVORITES"],
-            max_body_bytes=config["FAVSYNC_MAX_BODY_BYTES"],
-            refresh_token_ttl=config["FAVSYNC_REFRESH_TOKEN_TTL"],
-            refresh_cookie_secure=(
-                not app.debug
-                if config["FAVSYNC_REFRESH_COOKIE_SECURE"] is None
-                else config["FAVSYNC_REFRESH_COOKIE_SECURE"]
-            ),
-            refresh_cookie_samesite=config["FAVSYNC_REFRESH_COOKIE_SAMESITE"],
-            jwt_keys=_key_ring(config, secret_key),
-            jwt_active_kid=config["FAVSYNC_JWT_ACTIVE_KID"],
-            trusted_proxies=config["FAVSYNC_TRUSTED_PROXIES"],
-            cors_origins=frozenset(config["FAVSYNC_CORS_ORIGINS"] or ()),
-            celery_broker_url=config["FAVSYNC_CELERY_BROKER_URL"],
-            delivery_max_attempts=config["FAVSYNC_DELIVERY_MAX_ATTEMPTS"],
-            delivery_lease=config["FAVSYNC_DELIVERY_LEASE"],
-            sweep_interval=config["FAVSYNC_SWEEP_INTERVAL"],
-            webhook_url=config["FAVSYNC_WEBHOOK_URL"],
-            webhook_secret=config["FAVSYNC_WEBHOOK_SECRET"],
+        values["secret_key"] = values["secret_key"] or _development_secret(app, relaxed)
+        values["jwt_keys"] = _key_ring(
+            values["jwt_keys"], values["jwt_secret_key"], values["secret_key"]
         )
-        settings._check()
-        if settings.magic_link_url is None and not relaxed:
+        if values["refresh_cookie_secure"] is None:
+            values["refresh_cookie_secure"] = not app.debug
+        settings = cls(**values)
+        settings._check_together(relaxed)
+        return settings
+
+    def _check_together(self, relaxed: bool) -> None:
+        """Check what depends on two settings, or on debug and testing."""
+        if self.refresh_cookie_samesite == "None" and not self.refresh_cookie_secure:
+            raise ConfigError("FAVSYNC_REFRESH_COOKIE_SAMESITE=None needs a Secure cookie")
+        if self.jwt_active_kid not in self.jwt_keys:
+            raise ConfigError(
+                f"FAVSYNC_JWT_ACTIVE_KID {self.jwt_active_kid!r} is not a key of FAVSYNC_JWT_KEYS"
+            )
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise ConfigError("FAVSYNC_WEBHOOK_SECRET must be set with FAVSYNC_WEBHOOK_URL")
+        if self.magic_link_url is None and not relaxed:
             raise ConfigError(
                 "FAVSYNC_MAGIC_LINK_URL is not set: outside debug and testing favsync will not "
                 "build sign-in links from the request's Host header, which a client can forge "
                 "(set e.g. https://homes.example/favorites/verify?token={token})"
             )
-        return settings
 
-    def _check(self) -> None:
-        if not self.url_prefix.startswith("/") or self.url_prefix.endswith("/"):
-            raise ConfigError("FAVSYNC_URL_PREFIX must start with '/' and not end with one")
-        for key in (
-            "FAVSYNC_AUTH_TOKEN_TTL",
-            "FAVSYNC_MAGIC_LINK_TTL",
-            "FAVSYNC_MAGIC_LINK_MAX_PENDING",
-            "FAVSYNC_MAIL_PORT",
-            "FAVSYNC_MAIL_TIMEOUT",
-            "FAVSYNC_MAX_FAVORITES",
-            "FAVSYNC_MAX_BODY_BYTES",
-            "FAVSYNC_REFRESH_TOKEN_TTL",
-            "FAVSYNC_DELIVERY_MAX_ATTEMPTS",
-            "FAVSYNC_DELIVERY_LEASE",
-            "FAVSYNC_SWEEP_INTERVAL",
-        ):
-            value = getattr(self, key.removeprefix("FAVSYNC_").lower())
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"{key} must be a positive whole number, not {value!r}")
-        if self.magic_link_url is not None and "{token}" not in self.magic_link_url:
-            raise ConfigError("FAVSYNC_MAGIC_LINK_URL must contain '{token}'")
-        if not isinstance(self.trusted_proxies, int) or self.trusted_proxies < 0:
-            raise ConfigError("FAVSYNC_TRUSTED_PROXIES must be a whole number, 0 or more")
-        if self.refresh_cookie_samesite not in SAMESITE_VALUES:
-            raise ConfigError(f"FAVSYNC_REFRESH_COOKIE_SAMESITE must be one of {SAMESITE_VALUES}")
-        if self.refresh_cookie_samesite == "None" and not self.refresh_cookie_secure:
-            raise ConfigError("FAVSYNC_REFRESH_COOKIE_SAMESITE=None needs a Secure cookie")
-        if self.webhook_url is not None:
-            if not self.webhook_url.startswith(("http://", "https://")):
-                raise ConfigError("FAVSYNC_WEBHOOK_URL must be an http:// or https:// URL")
-            if not (self.webhook_secret or "").startswith("whsec_"):
-                raise ConfigError(
-                    "FAVSYNC_WEBHOOK_SECRET must be set with FAVSYNC_WEBHOOK_URL: whsec_ and "
-                    "base64 (python -c 'import base64, secrets; "
-                    "print(\"whsec_\" + base64.b64encode(secrets.token_bytes(32)).decode())')"
-                )
-        if self.jwt_active_kid not in self.jwt_keys:
-            raise ConfigError(
-                f"FAVSYNC_JWT_ACTIVE_KID {self.jwt_active_kid!r} is not a key of FAVSYNC_JWT_KEYS"
-            )
-        for origin in self.cors_origins:
-            if not origin.startswith(("http://", "https://")) or origin.endswith("/"):
-                raise ConfigError(
-                    f"FAVSYNC_CORS_ORIGINS holds {origin!r}; origins look like https://homes.example"
-                )
-        for key in (
-            "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL",
-            "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP",
-            "FAVSYNC_RATELIMIT_VERIFY_CODE_PER_IP",
-            "FAVSYNC_RATELIMIT_EMAILS_GLOBAL",
-        ):
+
+@dataclass(frozen=True)
+class Setting:
+    """How one FAVSYNC_* setting is read, from its field in Settings."""
+
+    name: str  # the attribute of Settings
+    kind: type  # one of _KINDS
+    default: Any
+    check: Callable[[Any], None] | None
+
+    @property
+    def key(self) -> str:
+        return f"FAVSYNC_{self.name.upper()}"
+
+    def parse(self, value: Any) -> Any:
+        """Turn a value from the environment or app.config into one of the setting's type."""
+        if value is None or isinstance(value, str) and not value.strip():
+            return self.default
+        if isinstance(value, str) and self.kind is not str:
             try:
-                parse_rate(getattr(self, key.removeprefix("FAVSYNC_").lower()))
+                value = _from_string(self.kind, value)
+            except ValueError:
+                raise self._wrong_type(value) from None
+        elif self.kind is frozenset and isinstance(value, (list, tuple, set)):
+            value = frozenset(value)
+        if not self._has_kind(value):
+            raise self._wrong_type(value)
+        return value
+
+    def read(self, value: Any) -> Any:
+        """Parse a value and check it; raise ConfigError naming the key."""
+        value = self.parse(value)
+        if value is not None and self.check is not None:
+            try:
+                self.check(value)
             except ValueError as exc:
-                raise ConfigError(f"{key} is not a rate limit such as '10 per hour': {exc}") from None
+                raise ConfigError(f"{self.key} {exc}") from None
+        return value
+
+    def _has_kind(self, value: Any) -> bool:
+        if self.kind is int:
+            return isinstance(value, int) and not isinstance(value, bool)
+        if self.kind is frozenset:
+            return isinstance(value, frozenset) and all(isinstance(item, str) for item in value)
+        return isinstance(value, self.kind)
+
+    def _wrong_type(self, value: Any) -> ConfigError:
+        # Only numbers and booleans are repeated: a string setting may be a secret.
+        shown = f", not {value!r}" if self.kind in (int, bool) else ""
+        return ConfigError(f"{self.key} must be {_KINDS[self.kind]}{shown}")
 
 
-def _key_ring(config, secret_key: str) -> dict:
+def _from_string(kind: type, text: str) -> Any:
+    """The value of type `kind` that `text` stands for; ValueError if none."""
+    if kind is int:
+        return int(text)
+    if kind is bool and text.strip().lower() in _TRUE | _FALSE:
+        return text.strip().lower() in _TRUE
+    if kind is frozenset:
+        return frozenset(text.replace(",", " ").split())
+    if kind is dict:
+        return json.loads(text)
+    raise ValueError(text)
+
+
+def _declared(name: str, hint: Any, metadata: Mapping) -> Setting:
+    """The Setting a field of Settings declares, its type read from its annotation."""
+    if isinstance(hint, InitVar):
+        hint = hint.type
+    if isinstance(hint, types.UnionType):  # `str | None`: a str that may be unset
+        (hint,) = set(typing.get_args(hint)) - {type(None)}
+    if hint not in _KINDS:
+        kinds = ", ".join(kind.__name__ for kind in _KINDS)
+        raise TypeError(f"Settings.{name}: a setting's type is one of {kinds}")
+    default, check = metadata["favsync"]
+    return Setting(name, hint, default, check)
+
+
+# Every FAVSYNC_* setting, in declaration order. __dataclass_fields__ rather than
+# fields(), which leaves out the InitVar jwt_secret_key.
+_HINTS = typing.get_type_hints(Settings)
+SETTINGS: tuple[Setting, ...] = tuple(
+    _declared(f.name, _HINTS[f.name], f.metadata) for f in Settings.__dataclass_fields__.values()
+)
+
+
+def load_environment(config: dict, environ: Mapping[str, str] = os.environ) -> None:
+    """Copy every FAVSYNC_* setting found in the environment into `config`, parsed."""
+    for declared in SETTINGS:
+        if declared.key in environ:
+            config[declared.key] = declared.parse(environ[declared.key])
+
+
+def _key_ring(keys: dict | None, jwt_secret_key: str | None, secret_key: str) -> dict:
     """The keys auth tokens may be signed with, by key id.
 
     Without FAVSYNC_JWT_KEYS: one key, FAVSYNC_JWT_SECRET_KEY (else the secret
     key), and tokens carry no key id. With it, tokens without a key id verify
     only while FAVSYNC_JWT_SECRET_KEY is still set (the pre-rotation key).
     """
-    keys = config["FAVSYNC_JWT_KEYS"]
     if keys is None:
-        return {None: config["FAVSYNC_JWT_SECRET_KEY"] or secret_key}
-    if isinstance(keys, str):
-        keys = _parse("FAVSYNC_JWT_KEYS", keys, None)
-    if (
-        not isinstance(keys, dict)
-        or not keys
-        or not all(isinstance(k, str) and k and isinstance(v, str) and len(v) >= 32
-                   for k, v in keys.items())
-    ):
-        raise ConfigError(
-            "FAVSYNC_JWT_KEYS must map key ids to secrets of at least 32 characters"
-        )
+        return {None: jwt_secret_key or secret_key}
     ring = dict(keys)
-    if config["FAVSYNC_JWT_SECRET_KEY"]:
-        ring[None] = config["FAVSYNC_JWT_SECRET_KEY"]
+    if jwt_secret_key:
+        ring[None] = jwt_secret_key
     return ring
 
 

@@ -112,9 +112,8 @@ def include_only_favsync(name: str | None, type_: str, parent_names: dict) -> bo
     return type_ != "table" or (name or "").startswith(TABLE_PREFIX)
 
 
-def own_database(app: Flask) -> SQLAlchemy:
-    """Give a standalone app its database: FAVSYNC_SQLALCHEMY_DATABASE_URI, else SQLite."""
-    uri = app.config["FAVSYNC_SQLALCHEMY_DATABASE_URI"]
+def own_database(app: Flask, uri: str | None) -> SQLAlchemy:
+    """Give a standalone app its database: `uri` (FAVSYNC_SQLALCHEMY_DATABASE_URI), else SQLite."""
     if uri is None:
         uri = f"sqlite:///{Path(app.instance_path) / 'favsync.sqlite3'}"
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)

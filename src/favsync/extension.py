@@ -62,7 +62,7 @@ class FavSync:
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("favsync is already initialised on this app; call init_app once")
         settings = Settings.from_app(app)
-        db = db or self.db or app.extensions.get("sqlalchemy") or own_database(app)
+        db = db or self.db or app.extensions.get("sqlalchemy") or own_database(app, settings.sqlalchemy_database_uri)
         celery = celery or self.celery
         if celery is None and settings.celery_broker_url is not None:
             celery = worker.celery_for(
