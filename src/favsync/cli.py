@@ -6,7 +6,7 @@ import click
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from .database import MIGRATIONS_DIRECTORY, session, utcnow
 
@@ -68,6 +68,7 @@ def deliver(loop: bool) -> None:
 
 @favsync_cli.group("outbox", invoke_without_command=True)
 @click.pass_context
+@with_appcontext  # a group's own callback does not get the app context by itself
 def outbox_cli(context: click.Context) -> None:
     """Show the outbox: messages by status and the age of the oldest undelivered one."""
     if context.invoked_subcommand is not None:
