@@ -10,6 +10,8 @@ from flask import Blueprint, url_for
 
 from .state import settings
 
+from .schemas import openapi_schemas
+
 DEFAULT_PREFIX = "/api/v1/favorites"
 
 bp = Blueprint("openapi", __name__)
@@ -22,13 +24,12 @@ def _shipped() -> dict:
 
 @functools.cache
 def document(prefix: str, max_favorites: int) -> dict:
-    """The shipped document with this app's prefix and favourites limit."""
+    """The shipped document with this app's prefix, and schemas with its favourites limit."""
     doc = copy.deepcopy(_shipped())
     doc["paths"] = {
         prefix + path.removeprefix(DEFAULT_PREFIX): item for path, item in doc["paths"].items()
     }
-    sync = doc["components"]["schemas"]["SyncRequest"]["properties"]["favorites"]
-    sync["maxItems"] = max_favorites
+    doc["components"]["schemas"] = openapi_schemas(max_favorites)
     return doc
 
 
