@@ -32,7 +32,6 @@ from typing_extensions import NotRequired, TypedDict
 from .errors import ApiError, validation_error
 from .tokens import MAGIC_SECRET
 
-T = TypeVar("T")
 MAX_REPORTED_ERRORS = 20
 REF_TEMPLATE = "#/components/schemas/{model}"
 
@@ -243,22 +242,22 @@ M = TypeVar("M", bound=RequestBody)
 
 def parse(model: type[M], **context: Any) -> M:
     """Return the JSON body as `model`, or raise 400 naming each invalid field."""
-    body = json_object() if model.body_required or request.get_data(cache=True) else {}
+    body = _json_object() if model.body_required or request.get_data(cache=True) else {}
     return _validated(model, body, ["body"], context)
 
 
-def header(name: str, type_: type[T]) -> T | None:
+def header(name: str, type_: Any) -> Any:
     """Return the request header `name` as `type_`, or None when it was not sent."""
     value = request.headers.get(name)
     return None if value is None else _validated(type_, value, ["header", name])
 
 
-def path(name: str, value: str, type_: type[T]) -> T:
+def path(name: str, value: str, type_: Any) -> Any:
     """Return the URL's `name` part as `type_`."""
     return _validated(type_, value, ["path", name])
 
 
-def json_object() -> dict:
+def _json_object() -> dict:
     """Return the request body as a JSON object, or raise 400."""
     if not request.is_json:
         raise ApiError(400, "invalid_json", "Send a JSON object with Content-Type: application/json.")
