@@ -8,9 +8,8 @@ from importlib.resources import files
 import yaml
 from flask import Blueprint, url_for
 
-from .state import settings
-
 from .schemas import openapi_schemas
+from .state import settings
 
 DEFAULT_PREFIX = "/api/v1/favorites"
 

@@ -29,7 +29,7 @@ from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import PydanticCustomError
 from typing_extensions import NotRequired, TypedDict
 
-from .errors import ApiError, validation_error
+from .errors import invalid_json, too_many_sent, validation_error
 from .tokens import MAGIC_SECRET
 
 MAX_REPORTED_ERRORS = 20
@@ -160,9 +160,7 @@ class SyncRequest(RequestBody):
     def _at_most_the_limit(cls, value: Any, info: ValidationInfo) -> Any:
         limit = info.context["max_favorites"]
         if isinstance(value, list) and len(value) > limit:
-            raise ApiError(
-                422, "too_many_favorites", f"A sync sends at most {limit} ids; this one sent {len(value)}."
-            )
+            raise too_many_sent(limit, len(value))  # an ApiError passes through pydantic as it is
         return value
 
 
@@ -260,13 +258,13 @@ def path(name: str, value: str, type_: Any) -> Any:
 def _json_object() -> dict:
     """Return the request body as a JSON object, or raise 400."""
     if not request.is_json:
-        raise ApiError(400, "invalid_json", "Send a JSON object with Content-Type: application/json.")
+        raise invalid_json("Send a JSON object with Content-Type: application/json.")
     try:
         body = request.get_json(silent=True)
     except RecursionError:  # absurdly deep nesting; silent=True does not cover it
         body = None
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+        raise invalid_json()
     return body
 
 
