@@ -8,7 +8,7 @@ import functools
 
 from flask import Blueprint, g, jsonify, request
 
-from . import links, sessions, validation
+from . import links, schemas, sessions
 from .cookies import REFRESH_COOKIE, clear_refresh_cookie, set_refresh_cookie
 from .errors import ApiError, invalid_refresh_token, unauthorized
 from .limiting import client_ip
@@ -25,10 +25,10 @@ LINK_SENT = "If that address can receive email, a sign-in link is on its way."
 @bp.post("/magic-link")
 def request_magic_link():
     """Email a one-time sign-in link and code, holding at most three pending per email."""
-    body = validation.json_object()
-    email = validation.email(body)
-    next_path = validation.next_path(body)
-    session_id = validation.session_id()
+    body = schemas.parse(schemas.MagicLinkRequest)
+    email = body.email
+    next_path = body.next
+    session_id = schemas.header("X-Session-ID", schemas.SessionId)
     links.request_link(
         email, next_path=next_path, session_id=session_id, host=request.host, ip=client_ip()
     )
@@ -47,16 +47,16 @@ def verify_magic_link(token: str):
 @bp.post("/verify")
 def verify_magic_link_by_post():
     """Consume a magic link sent in the body (seed 002: `code` is accepted for `token`)."""
-    token = validation.login_token(validation.json_object())
+    token = schemas.parse(schemas.VerifyRequest).token
     return login_response(links.redeem_link(token))
 
 
 @bp.post("/verify-code")
 def verify_code():
     """Log in with the six-digit code from the email, in the tab that asked for it."""
-    body = validation.json_object()
-    email = validation.email(body)
-    code = validation.typed_code(body)
+    body = schemas.parse(schemas.VerifyCodeRequest)
+    email = body.email
+    code = body.code
     state().limits.hit_code_attempt(client_ip())
     return login_response(links.redeem_code(email, code))
 
@@ -73,7 +73,7 @@ def refresh_auth_token():
 @bp.post("/logout")
 def log_out():
     """End this device's session; with {"all": true}, every session of the client."""
-    everywhere = validation.log_out_everywhere(validation.optional_json_object())
+    everywhere = schemas.parse(schemas.LogoutRequest).all
     cookie = request.cookies.get(REFRESH_COOKIE, "")
     if everywhere:
         sessions.log_out_everywhere(_client_logging_out(cookie))

@@ -1,7 +1,7 @@
 """Blueprint: list, sync and delete a client's favourite listings."""
 from flask import Blueprint, g
 
-from . import validation
+from . import schemas
 from .auth import auth_required
 from .signals import favorites_changed, notify
 from .state import settings
@@ -22,7 +22,7 @@ def list_favorites():
 def sync_favorites():
     """Union-merge the device's favourites into the stored ones and return the result."""
     limit = settings().max_favorites
-    incoming = validation.listing_ids(validation.json_object(), limit)
+    incoming = schemas.parse(schemas.SyncRequest, max_favorites=limit).favorites
     favorites, added = merge_favorites(g.client_id, incoming, limit)
     if added:
         notify(favorites_changed, client_id=g.client_id, added=added, removed=[])
@@ -33,7 +33,7 @@ def sync_favorites():
 @auth_required
 def delete_favorite(listing_id: str):
     """Remove one favourite; removing one that is not there also succeeds."""
-    validation.listing_id(listing_id, ["path", "listing_id"])
+    schemas.path("listing_id", listing_id, schemas.ListingId)
     favorites, removed = remove_favorite(g.client_id, listing_id)
     if removed:
         notify(favorites_changed, client_id=g.client_id, added=[], removed=[listing_id])

@@ -8,6 +8,7 @@ from importlib.resources import files
 import yaml
 from flask import Blueprint, url_for
 
+from .schemas import openapi_schemas
 from .state import settings
 
 DEFAULT_PREFIX = "/api/v1/favorites"
@@ -22,13 +23,12 @@ def _shipped() -> dict:
 
 @functools.cache
 def document(prefix: str, max_favorites: int) -> dict:
-    """The shipped document with this app's prefix and favourites limit."""
+    """The shipped document with this app's prefix, and schemas with its favourites limit."""
     doc = copy.deepcopy(_shipped())
     doc["paths"] = {
         prefix + path.removeprefix(DEFAULT_PREFIX): item for path, item in doc["paths"].items()
     }
-    sync = doc["components"]["schemas"]["SyncRequest"]["properties"]["favorites"]
-    sync["maxItems"] = max_favorites
+    doc["components"]["schemas"] = openapi_schemas(max_favorites)
     return doc
 
 

@@ -1,0 +1,304 @@
+"""Pydantic models of what a client sends and what favsync answers; the OpenAPI schemas come from here.
+
+A view reads its input with `parse(Model)` (the JSON body), `header(name, Type)`
+and `path(name, value, Type)`; any problem is a 400 whose details are
+pydantic's loc/msg/type, the loc starting with "body", "header" or "path".
+"""
+from __future__ import annotations
+
+import functools
+import re
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+
+from email_validator import EmailNotValidError, validate_email
+from flask import request
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.json_schema import GenerateJsonSchema
+from pydantic_core import PydanticCustomError
+from typing_extensions import NotRequired, TypedDict
+
+from .errors import invalid_json, too_many_sent, validation_error
+from .tokens import MAGIC_SECRET
+
+MAX_REPORTED_ERRORS = 20
+REF_TEMPLATE = "#/components/schemas/{model}"
+
+# --- field types ---------------------------------------------------------------
+
+MAX_EMAIL_LENGTH = 254
+# What every address the validator accepts looks like: one @ and a dot in the
+# domain (IDNA turns the ideographic full stops into dots). The document states
+# it, so a client can tell "0" is no address without asking.
+EMAIL_SHAPE = re.compile(r"^[^@]+@[^@]+[.\u3002\uff0e\uff61][^@]+$")
+
+
+def _null_is_missing(value: Any) -> Any:
+    if value is None:
+        raise PydanticCustomError("missing", "Field required")
+    return value
+
+
+def _normalised_email(value: str) -> str:
+    try:
+        # SMTPUTF8 local parts are refused: many mail servers would not deliver them.
+        checked = validate_email(value.strip().lower(), allow_smtputf8=False, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise PydanticCustomError("value_error", str(exc)) from None
+    if not EMAIL_SHAPE.fullmatch(value):
+        raise PydanticCustomError("value_error", "An email address looks like name@example.com.")
+    return checked.ascii_email.lower()
+
+
+Email = Annotated[
+    str,
+    StringConstraints(max_length=MAX_EMAIL_LENGTH),
+    AfterValidator(_normalised_email),
+    BeforeValidator(_null_is_missing),
+    Field(
+        description="Trimmed, lower-cased and validated; international domains are kept in ASCII form, local parts must be ASCII.",
+        examples=["user@example.com"],
+        json_schema_extra={"pattern": EMAIL_SHAPE.pattern},
+    ),
+]
+ListingId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,50}$"),
+    Field(examples=["98970014"]),
+]
+# The view checks the shape and answers a malformed link with 400 invalid_token.
+MagicToken = Annotated[
+    str,
+    Field(
+        description="The secret from the emailed link (43 URL-safe characters).",
+        json_schema_extra={"pattern": f"^{MAGIC_SECRET.pattern}$"},
+    ),
+]
+SessionId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"),
+    AfterValidator(str.lower),
+    Field(
+        description="The browser's anonymous session, linked to the client once they verify.",
+        examples=["550e8400-e29b-41d4-a716-446655440000"],
+    ),
+]
+# A path on the brokerage site: one leading slash, then printable ASCII without
+# backslashes, the second character not a slash: this refuses //host, /\host,
+# schemes, spaces and control characters.
+NextPath = Annotated[
+    str,
+    StringConstraints(max_length=512, pattern=r"^/(?:[!-.0-\[\]-~][!-\[\]-~]*)?$"),
+    Field(
+        description="A path on the brokerage site to return to; returned by verify as `redirect`.",
+        examples=["/listings/C9231328"],
+    ),
+]
+TypedCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{6}$"),
+    Field(description="The six-digit code from the email.", examples=["482913"]),
+]
+
+# --- request bodies ------------------------------------------------------------
+
+
+class RequestBody(BaseModel):
+    """A JSON object body; strict, so a number is not a string nor 1 a boolean."""
+
+    model_config = ConfigDict(strict=True)
+    body_required: ClassVar[bool] = True
+
+
+class MagicLinkRequest(RequestBody):
+    """Email a sign-in link to `email`."""
+
+    email: Email
+    next: NextPath | None = None
+
+
+def _token_or_code(schema: dict) -> None:
+    schema["properties"]["code"] = {
+        **schema["properties"]["token"], "title": "Code", "description": "Seed 002's name for `token`."
+    }
+    schema.pop("required")
+    schema["anyOf"] = [{"required": ["token"]}, {"required": ["code"]}]
+
+
+class VerifyRequest(RequestBody):
+    """Log in with the secret of an emailed link."""
+
+    model_config = ConfigDict(json_schema_extra=_token_or_code)
+    token: MagicToken = Field(validation_alias=AliasChoices("token", "code"))
+
+
+class VerifyCodeRequest(RequestBody):
+    """Log in with the code from the email."""
+
+    email: Email
+    code: TypedCode
+
+
+class SyncRequest(RequestBody):
+    """Union-merge the device's favourites; at most FAVSYNC_MAX_FAVORITES ids (its maxItems)."""
+
+    favorites: list[ListingId]
+
+    @field_validator("favorites", mode="before")
+    @classmethod
+    def _at_most_the_limit(cls, value: Any, info: ValidationInfo) -> Any:
+        limit = info.context["max_favorites"]
+        if isinstance(value, list) and len(value) > limit:
+            raise too_many_sent(limit, len(value))  # an ApiError passes through pydantic as it is
+        return value
+
+
+class LogoutRequest(RequestBody):
+    """End this device's session, or with `all` every session of the client."""
+
+    body_required: ClassVar[bool] = False
+    all: bool = False
+
+
+# --- answers -------------------------------------------------------------------
+
+
+class Accepted(TypedDict):
+    success: Literal[True]
+    message: str
+
+
+class Success(TypedDict):
+    success: Literal[True]
+
+
+class Login(TypedDict):
+    """Logged in; the refresh token travels only in its cookie."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    success: Literal[True]
+    client_id: int
+    auth_token: str
+    favorites: list[ListingId]
+    email: str
+    redirect: NotRequired[Annotated[str, Field(description="The `next` stored with the link, when there was one.")]]
+
+
+class Refreshed(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    success: Literal[True]
+    client_id: int
+    email: str
+    auth_token: str
+
+
+class Favorites(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    success: Literal[True]
+    favorites: list[ListingId]
+
+
+class Problem(TypedDict):
+    """One invalid field (seed 002's ValidationError)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    loc: Annotated[list[str | int], Field(examples=[["body", "email"]])]
+    msg: str
+    type: Annotated[str, Field(examples=["value_error"])]
+
+
+class ErrorBody(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    code: Annotated[str, Field(examples=["validation_error"])]
+    message: str
+    details: list[Problem]
+
+
+class Error(TypedDict):
+    """Every error favsync answers."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    success: Literal[False]
+    error: ErrorBody
+
+
+# --- reading a request ---------------------------------------------------------
+
+M = TypeVar("M", bound=RequestBody)
+
+
+def parse(model: type[M], **context: Any) -> M:
+    """Return the JSON body as `model`, or raise 400 naming each invalid field."""
+    body = _json_object() if model.body_required or request.get_data(cache=True) else {}
+    return _validated(model, body, ["body"], context)
+
+
+def header(name: str, type_: Any) -> Any:
+    """Return the request header `name` as `type_`, or None when it was not sent."""
+    value = request.headers.get(name)
+    return None if value is None else _validated(type_, value, ["header", name])
+
+
+def path(name: str, value: str, type_: Any) -> Any:
+    """Return the URL's `name` part as `type_`."""
+    return _validated(type_, value, ["path", name])
+
+
+def _json_object() -> dict:
+    """Return the request body as a JSON object, or raise 400."""
+    if not request.is_json:
+        raise invalid_json("Send a JSON object with Content-Type: application/json.")
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # absurdly deep nesting; silent=True does not cover it
+        body = None
+    if not isinstance(body, dict):
+        raise invalid_json()
+    return body
+
+
+@functools.cache
+def _adapter(type_: Any) -> TypeAdapter:
+    return TypeAdapter(type_)
+
+
+def _validated(type_: Any, value: Any, loc: list, context: dict | None = None) -> Any:
+    try:
+        return _adapter(type_).validate_python(value, strict=True, context=context)
+    except ValidationError as exc:
+        problems = exc.errors(include_url=False, include_context=False, include_input=False)
+        raise validation_error([
+            {"loc": [*loc, *problem["loc"]], "msg": problem["msg"], "type": problem["type"]}
+            for problem in problems[:MAX_REPORTED_ERRORS]
+        ]) from None
+
+
+# --- the OpenAPI components ----------------------------------------------------
+
+REQUESTS = (MagicLinkRequest, VerifyRequest, VerifyCodeRequest, SyncRequest, LogoutRequest)
+ANSWERS = (Accepted, Success, Login, Refreshed, Favorites, Error)
+# Field types the document names, for its parameters.
+NAMED_TYPES = {"Email": Email, "ListingId": ListingId, "MagicToken": MagicToken, "SessionId": SessionId}
+
+
+def openapi_schemas(max_favorites: int) -> dict:
+    """Return the document's component schemas, with this app's favourites limit."""
+    named = {model.__name__: model for model in REQUESTS + ANSWERS} | NAMED_TYPES
+    inputs = [(name, "validation", _adapter(type_).core_schema) for name, type_ in named.items()]
+    by_name, definitions = GenerateJsonSchema(ref_template=REF_TEMPLATE).generate_definitions(inputs)
+    schemas = {**definitions}
+    for (name, _mode), schema in by_name.items():
+        schemas.setdefault(name, schema)  # a type without a definition of its own
+    schemas["SyncRequest"]["properties"]["favorites"]["maxItems"] = max_favorites
+    return schemas
