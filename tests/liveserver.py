@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,7 @@ class LiveServer:
             "FAVSYNC_MAGIC_LINK_URL": f"{self.url}/api/v1/favorites/verify/{{token}}",
             **environment,
         }
+        self.environment = env
         subprocess.run(
             [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
             cwd=ROOT, env=env, check=True, capture_output=True,
@@ -76,6 +78,14 @@ class LiveServer:
         self.process.terminate()
         self.process.wait(timeout=30)
 
+    def command(self, *args: str) -> str:
+        """Run `flask --app wsgi ARGS` against this server's configuration; return its output."""
+        done = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+            cwd=ROOT, env=self.environment, check=True, capture_output=True, text=True, timeout=120,
+        )
+        return done.stdout
+
     def request(self, method: str, path: str, body=None, headers=None) -> Reply:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)
@@ -99,3 +109,35 @@ class LiveServer:
 
         with ThreadPoolExecutor(count) as pool:
             return list(pool.map(one, range(count)))
+
+
+class CeleryWorker:
+    """`celery -A wsgi:celery worker` in a subprocess, with a server's configuration."""
+
+    def __init__(self, environment: dict[str, str], name: str) -> None:
+        self.log = tempfile.NamedTemporaryFile(prefix=f"favsync-{name}-", suffix=".log", delete=False)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "wsgi:celery", "worker", "--pool", "solo",
+             "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "--loglevel", "INFO"],
+            cwd=ROOT, env=environment, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, to kill it whole
+        )
+        deadline = time.monotonic() + 60
+        while " ready." not in self.output():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the Celery worker did not start:\n{self.output()}")
+            time.sleep(0.1)
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: the worker dies mid-send, acknowledging nothing."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)

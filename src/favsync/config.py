@@ -158,6 +158,7 @@ class Settings:
     cors_origins: frozenset = setting(frozenset(), _origins)
     # Delivery of the outbox. No broker: the web process delivers after each response.
     celery_broker_url: str | None = setting(secret=True)  # may hold a password
+    celery_queue: str = setting("favsync")  # several deployments can share one broker
     delivery_max_attempts: int = setting(8, _positive)
     delivery_lease: int = setting(120, _positive)  # seconds a worker holds a row it sends
     sweep_interval: int = setting(30, _positive)  # seconds between sweeps (--loop, beat)
@@ -189,6 +190,11 @@ class Settings:
         if self.jwt_active_kid not in self.jwt_keys:
             raise ConfigError(
                 f"FAVSYNC_JWT_ACTIVE_KID {self.jwt_active_kid!r} is not a key of FAVSYNC_JWT_KEYS"
+            )
+        if self.delivery_lease <= 2 * self.mail_timeout:
+            # A lease that runs out while a healthy worker still sends means a double send.
+            raise ConfigError(
+                "FAVSYNC_DELIVERY_LEASE must be more than twice FAVSYNC_MAIL_TIMEOUT"
             )
         if self.webhook_url is not None and self.webhook_secret is None:
             raise ConfigError("FAVSYNC_WEBHOOK_SECRET must be set with FAVSYNC_WEBHOOK_URL")

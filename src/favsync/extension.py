@@ -66,7 +66,10 @@ class FavSync:
         celery = celery or self.celery
         if celery is None and settings.celery_broker_url is not None:
             celery = worker.celery_for(
-                app, settings.celery_broker_url, sweep_interval=settings.sweep_interval
+                app,
+                settings.celery_broker_url,
+                queue=settings.celery_queue,
+                sweep_interval=settings.sweep_interval,
             )
         if celery is not None:
             worker.register_tasks(celery, app)

@@ -17,10 +17,11 @@ DELIVER_TASK = "favsync.deliver"
 SWEEP_TASK = "favsync.sweep"
 
 
-def celery_for(app: Flask, broker_url: str, *, sweep_interval: int) -> Celery:
+def celery_for(app: Flask, broker_url: str, *, queue: str, sweep_interval: int) -> Celery:
     """favsync's own Celery app, for a standalone deployment (`celery -A wsgi:celery worker`)."""
     celery = Celery(app.import_name, broker=broker_url)
     celery.conf.update(
+        task_default_queue=queue,
         # A worker killed mid-send gets its message redelivered; the row's lease,
         # not Celery, keeps two workers from sending one row.
         task_acks_late=True,
