@@ -120,41 +120,6 @@ def test_host_pages_stay_html_and_favsync_errors_stay_json(host):
         assert response.json["error"]["code"] == code
 
 
-def test_host_limits_apply_to_host_routes_only(host, inbox):
-    client = host.test_client()
-    statuses = [client.get("/").status_code for _ in range(4)]
-    for address in ("one@example.com", "two@example.com", "three@example.com", "four@example.com"):
-        log_in(client, inbox, address)  # 4 per route: over the host's limit, were it applied
-
-    assert statuses == [200, 200, 200, 429]
-    assert client.get("/").data == b"<h1>Slow down</h1>"
-    assert "limiter" in host.extensions and all(
-        limiter.enabled for limiter in host.extensions["limiter"]
-    )
-
-
-@pytest.mark.parametrize(
-    "host_limits",
-    [
-        {"RATELIMIT_ENABLED": False},
-        {"RATELIMIT_DEFAULT": "1 per day", "RATELIMIT_APPLICATION": "1 per day"},
-        {"RATELIMIT_STORAGE_OPTIONS": {"unknown_option": 1}, "RATELIMIT_KEY_PREFIX": "host"},
-    ],
-)
-def test_host_limiter_settings_do_not_change_favsyncs_limits(host_config, inbox, host_limits):
-    host_config.update(host_limits, FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL="2 per hour")
-    client = build(host_config).test_client()
-
-    statuses = [
-        client.post("/favs/magic-link", json={"email": "v@example.com"}).status_code
-        for _ in range(3)
-    ]
-
-    assert statuses == [202, 202, 429]
-    refused = client.post("/favs/magic-link", json={"email": "v@example.com"})
-    assert refused.json["error"]["code"] == "rate_limited" and "Retry-After" in refused.headers
-
-
 def test_a_host_can_mount_the_blueprint_itself(host_config, inbox):
     def mount(app):
         app.register_blueprint(favsync.blueprint, url_prefix="/api/saved-homes")

@@ -1,4 +1,4 @@
-"""Sending limits: per visitor (behind proxies too) and globally."""
+"""Rate limits: per email, per visitor (behind proxies too), per IP for codes, and globally."""
 import pytest
 
 from conftest import Auth, MagicLink, count
@@ -18,6 +18,24 @@ def statuses(auth, addresses, **kwargs):
 def visitors(how_many, name="v"):
     """Distinct addresses: v0@example.com, v1@example.com, ..."""
     return [f"{name}{i}@example.com" for i in range(how_many)]
+
+
+def test_request_rate_shield_per_email(limited, inbox):
+    auth = limited(FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL="2 per hour")
+
+    first = statuses(auth, ["v@example.com"] * 3)
+    refused = auth.request_link("V@example.com")
+
+    assert first == [202, 202, 429]
+    assert refused.json["error"]["code"] == "rate_limited"
+    assert 3500 <= int(refused.headers["Retry-After"]) <= 3600
+    assert len(inbox.to("v@example.com")) == 2
+
+
+def test_request_rate_shield_per_ip(limited):
+    auth = limited(FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP="3 per hour")
+
+    assert statuses(auth, visitors(4)) == [202, 202, 202, 429]
 
 
 def test_a_global_cap_protects_the_mail_quota(make_app, inbox):
@@ -66,3 +84,55 @@ def test_an_ipv6_visitor_is_limited_by_its_64(limited):
     other_64 = from_address("2001:db8:1:3::1", "w@example.com")
 
     assert same_64 == [202, 202, 429] and other_64 == 202
+
+
+def test_code_attempts_are_rate_limited_per_ip(limited):
+    auth = limited(FAVSYNC_RATELIMIT_VERIFY_CODE_PER_IP="3 per hour")
+
+    replies = [auth.enter_code("123456", address) for address in visitors(4)]
+
+    assert [r.status_code for r in replies] == [400, 400, 400, 429]
+
+
+def test_without_its_store_the_limits_apply_per_process(limited):
+    auth = limited(FAVSYNC_RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0",  # discard port: nothing there
+                   FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL="2 per hour")
+
+    assert statuses(auth, ["v@example.com"] * 3) == [202, 202, 429]
+
+
+# --- favsync inside a host site ------------------------------------------
+
+
+def test_host_limits_apply_to_host_routes_only(make_host, inbox):
+    host = make_host()
+    client = host.test_client()
+    statuses_of_home = [client.get("/").status_code for _ in range(4)]
+    auth = Auth(client, inbox, prefix="/favs")
+    for address in ("one@example.com", "two@example.com", "three@example.com", "four@example.com"):
+        auth.login(address)  # 4 per route: over the host's limit, were it applied
+
+    assert statuses_of_home == [200, 200, 200, 429]
+    assert client.get("/").data == b"<h1>Slow down</h1>"
+    assert "limiter" in host.extensions and all(
+        limiter.enabled for limiter in host.extensions["limiter"]
+    )
+
+
+@pytest.mark.parametrize(
+    "host_limits",
+    [
+        {"RATELIMIT_ENABLED": False},
+        {"RATELIMIT_DEFAULT": "1 per day", "RATELIMIT_APPLICATION": "1 per day"},
+        {"RATELIMIT_STORAGE_OPTIONS": {"unknown_option": 1}, "RATELIMIT_KEY_PREFIX": "host"},
+    ],
+)
+def test_host_limiter_settings_do_not_change_favsyncs_limits(make_host, inbox, host_limits):
+    host = make_host(**host_limits, FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL="2 per hour")
+    auth = Auth(host.test_client(), inbox, prefix="/favs")
+
+    first = statuses(auth, ["v@example.com"] * 3)
+    refused = auth.request_link("v@example.com")
+
+    assert first == [202, 202, 429]
+    assert refused.json["error"]["code"] == "rate_limited" and "Retry-After" in refused.headers

@@ -41,19 +41,6 @@ def test_an_unreachable_database_is_a_503_not_a_500(config, tmp_path):
     assert response.json["error"]["code"] == "database_unavailable"
 
 
-def test_without_its_store_the_limits_apply_per_process(config, inbox):
-    config["FAVSYNC_RATELIMIT_STORAGE_URI"] = "redis://127.0.0.1:9/0"
-    config["FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL"] = "2 per hour"
-    client = create_app(config).test_client()
-
-    statuses = [
-        client.post(f"{API}/magic-link", json={"email": "v@example.com"}).status_code
-        for _ in range(3)
-    ]
-
-    assert statuses == [202, 202, 429]
-
-
 def test_one_log_line_per_request_without_secrets(auth, inbox, client, caplog):
     caplog.set_level(logging.INFO, logger="favsync")
     auth.request_link("visitor@example.com")
