@@ -22,10 +22,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from favsync import create_app
-from favsync.models import Client
-from favsync.tokens import issue_auth_token
 
-from backends import MIGRATIONS
+from conftest import MIGRATIONS, auth_token_for
 
 pytestmark = pytest.mark.fuzz
 
@@ -49,10 +47,7 @@ def _fuzzed_app():
     })
     with app.app_context():
         flask_migrate.upgrade(directory=MIGRATIONS)
-        client = Client.find_or_create(1, "fuzz@example.com")
-        app.extensions["favsync"].db.session.commit()
-        token = issue_auth_token(client.id, 1, "fuzz@example.com")
-    return app, token
+    return app, auth_token_for(app, "fuzz@example.com")
 
 
 APP, TOKEN = _fuzzed_app()
