@@ -33,8 +33,10 @@ def test_development_keeps_a_random_secret_in_the_instance_folder(make_app, tmp_
     first = settings(make_app(FAVSYNC_SECRET_KEY=None))
     second = settings(make_app(FAVSYNC_SECRET_KEY=None))
 
+    [kept] = (tmp_path / "instance").iterdir()
     assert len(first.secret_key) >= 40
-    assert first.secret_key == second.secret_key
+    assert first.secret_key == kept.read_text().strip()
+    assert second.secret_key == first.secret_key
     assert first.jwt_secret_key == first.secret_key
 
 
@@ -43,7 +45,8 @@ def test_the_jwt_key_can_differ_from_the_secret_key(make_app, config):
 
     read = settings(make_app(FAVSYNC_JWT_SECRET_KEY=other))
 
-    assert read.jwt_secret_key != read.secret_key
+    assert read.jwt_secret_key == other
+    assert read.secret_key == config["FAVSYNC_SECRET_KEY"]
 
 
 @pytest.mark.parametrize(

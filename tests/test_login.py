@@ -120,6 +120,7 @@ def test_a_code_answer_does_not_reveal_whether_links_are_pending(auth, inbox):
     nothing = auth.enter_code(guess, "nobody@example.com")
 
     assert pending.status_code == nothing.status_code == 400
+    assert pending.json["error"]["code"] == "invalid_code"
     assert pending.json == nothing.json
 
 
