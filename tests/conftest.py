@@ -1,23 +1,39 @@
-"""Fixtures: a real SMTP server, a migrated database per test, the app and its clients."""
+"""Fixtures: a real SMTP server, a migrated database per test, the app and its clients.
+
+favsync's internals (models, errors, token helpers) are imported here and nowhere else
+in the test modules, so a move inside src/ is mended in this one file.
+"""
 from __future__ import annotations
 
 import contextlib
 import email
 import email.policy
-import re
+import hashlib
 import os
+import re
 import socket
 import threading
+import time
 from urllib.parse import urlsplit
 
 import pytest
+import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
 from backends import MIGRATIONS, ROOT, open_backend  # noqa: F401  (tests import them here)
 from favsync import create_app
+from favsync.config import ConfigError, load_environment  # noqa: F401  (tests import them here)
+from favsync.database import Base, session as db_session  # noqa: F401
+from favsync.models import Brokerage, Client, Favorite, MagicLink, RefreshToken  # noqa: F401
+from favsync.tokens import encode_auth_token
+from hostapp import create_host_app, db as host_db
+
+API = "/api/v1/favorites"
+VISITOR = "visitor@example.com"
 # How long a test waits for an email that a live server delivers after answering.
 MAIL_WAIT_SECONDS = 15
 LINK = re.compile(r"https?://\S+/verify/[A-Za-z0-9_-]+")
+CODE = re.compile(r"type this code: ([0-9]{6})\b")
 
 
 def free_port() -> int:
@@ -25,6 +41,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def bearer(token: str) -> dict:
+    """The Authorization header that presents `token`."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def digest(secret: str) -> str:
+    """An unkeyed SHA-256 of `secret`, as hex."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class Inbox:
@@ -62,13 +88,29 @@ class Inbox:
         return self.received(address)
 
     @staticmethod
-    def secret_in(message) -> str:
-        return LINK.search(message.get_body(("plain",)).get_content()).group(0).rsplit("/", 1)[1]
+    def text_of(message) -> str:
+        return message.get_body(("plain",)).get_content()
+
+    @classmethod
+    def secret_in(cls, message) -> str:
+        """The secret at the end of the sign-in link in `message`."""
+        return LINK.search(cls.text_of(message)).group(0).rsplit("/", 1)[1]
+
+    def text_for(self, address: str) -> str:
+        """The plain text of the newest email to `address`."""
+        return self.text_of(self.to(address)[-1])
 
     def link_for(self, address: str, count: int = 1) -> str:
         """The sign-in link in the newest email to `address` (waiting for the `count`th)."""
-        message = self.to(address, count)[-1]
-        return LINK.search(message.get_body(("plain",)).get_content()).group(0)
+        return LINK.search(self.text_of(self.to(address, count)[-1])).group(0)
+
+    def secret_for(self, address: str) -> str:
+        """The secret in the newest email to `address`."""
+        return self.secret_in(self.to(address)[-1])
+
+    def code_for(self, address: str) -> str:
+        """The six-digit code in the newest email to `address`."""
+        return CODE.search(self.text_for(address)).group(1)
 
 
 @pytest.fixture(autouse=True)
@@ -163,12 +205,51 @@ def config(backend, database_uri, inbox) -> dict:
     return {**base_config(database_uri, inbox.port), **backend.ratelimit_storage()}
 
 
-@pytest.fixture
-def app(config):
-    app = create_app(config)
-    yield app
+# --- apps ----------------------------------------------------------------
+
+
+def settings(app):
+    """The settings favsync read from `app`'s configuration."""
+    return app.extensions["favsync"].settings
+
+
+def engine(app) -> sa.Engine:
+    """The SQLAlchemy engine favsync uses in `app`."""
     with app.app_context():
-        app.extensions["favsync"].db.engine.dispose()
+        return app.extensions["favsync"].db.engine
+
+
+def dispose(app) -> None:
+    """Close the connections `app` holds, so its database can go."""
+    engine(app).dispose()
+
+
+@contextlib.contextmanager
+def disposing(build):
+    """Wrap `build` so that every app it returns is disposed when the block ends."""
+    built = []
+
+    def make(*args, **kwargs):
+        built.append(build(*args, **kwargs))
+        return built[-1]
+
+    try:
+        yield make
+    finally:
+        for app in built:
+            dispose(app)
+
+
+@pytest.fixture
+def make_app(config):
+    """Build a favsync app from `config` plus overrides; each is disposed at teardown."""
+    with disposing(lambda **overrides: create_app({**config, **overrides})) as make:
+        yield make
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
 
 
 @pytest.fixture
@@ -181,31 +262,119 @@ def runner(app):
     return app.test_cli_runner()
 
 
-API = "/api/v1/favorites"
+@pytest.fixture
+def host_config(backend, inbox):
+    """A brokerage site's own configuration, favsync mounted under /favs."""
+    with backend.scratch_database() as database_uri:
+        yield {
+            "SQLALCHEMY_DATABASE_URI": database_uri,
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": inbox.port,
+            "MAIL_DEFAULT_SENDER": "Lakeside Homes <hello@lakeside.example>",
+            "MAIL_SUPPRESS_SEND": False,
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "FAVSYNC_SECRET_KEY": "host-secret-key-that-is-long-enough-for-hs256",
+            "FAVSYNC_URL_PREFIX": "/favs",
+            "FAVSYNC_MAGIC_LINK_URL": "https://lakeside.example/favs/verify/{token}",
+            **backend.ratelimit_storage(),
+        }
+
+
+@pytest.fixture
+def make_host(host_config):
+    """Build and migrate a host site from `host_config` plus overrides; each is disposed."""
+
+    def build(*, mount=None, register_blueprint: bool = True, **overrides):
+        app = create_host_app({**host_config, **overrides}, register_blueprint=register_blueprint)
+        if mount:
+            mount(app)
+        result = app.test_cli_runner().invoke(args=["favsync", "db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        with app.app_context():
+            host_db.create_all()  # the host's own tables (a real host runs its own migrations)
+        return app
+
+    with disposing(build) as make:
+        yield make
+
+
+# --- the database, as tests look at it -----------------------------------
+
+
+@contextlib.contextmanager
+def database(app):
+    """The app's database session; what the block changes is committed at its end."""
+    with app.app_context():
+        yield db_session()
+        db_session().commit()
+
+
+def rows(app, statement) -> list:
+    """What `statement` selects, one scalar a row."""
+    with app.app_context():
+        return db_session().scalars(statement).all()
+
+
+def count(app, model) -> int:
+    """How many rows `model`'s table holds."""
+    with app.app_context():
+        return db_session().scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def stored_links(app) -> list[MagicLink]:
+    """Every magic link in the database, oldest first."""
+    return rows(app, sa.select(MagicLink).order_by(MagicLink.id))
+
+
+def auth_token_for(app, address: str, brokerage_id: int = 1) -> str:
+    """Sign an auth token for `address`, its client created without a login."""
+    with database(app):
+        client = Client.find_or_create(brokerage_id, address)
+        return encode_auth_token(
+            settings(app), client_id=client.id, brokerage_id=brokerage_id, email=address,
+            issued_at=int(time.time()),
+        )
+
+
+# --- logging in ----------------------------------------------------------
+
+_ABSENT = object()
 
 
 class Auth:
     """Log in the way a visitor does: request a link, open it from the email."""
 
-    def __init__(self, client, inbox) -> None:
+    def __init__(self, client, inbox, prefix: str = API) -> None:
         self._client = client
         self._inbox = inbox
+        self._prefix = prefix
 
-    def request_link(self, address: str, **kwargs):
-        return self._client.post(f"{API}/magic-link", json={"email": address}, **kwargs)
+    def request_link(self, address: str = VISITOR, *, next=_ABSENT, **kwargs):
+        """POST magic-link for `address`; `next` goes into the body when given."""
+        body = {"email": address} if next is _ABSENT else {"email": address, "next": next}
+        return self._client.post(f"{self._prefix}/magic-link", json=body, **kwargs)
 
-    def follow(self, link: str):
-        return self._client.get(urlsplit(link).path)
+    def follow(self, link: str, method: str = "GET", **kwargs):
+        """Open `link` from an email."""
+        return self._client.open(urlsplit(link).path, method=method, **kwargs)
 
-    def login(self, address: str = "visitor@example.com", **kwargs) -> dict:
+    def enter_code(self, code, address: str = VISITOR):
+        """POST verify-code, as a visitor typing the code from the email."""
+        return self._client.post(f"{self._prefix}/verify-code", json={"email": address, "code": code})
+
+    def login(self, address: str = VISITOR, **kwargs) -> dict:
+        """Request a link and follow it; the verify answer."""
         response = self.request_link(address, **kwargs)
         assert response.status_code == 202, response.json
         response = self.follow(self._inbox.link_for(address))
         assert response.status_code == 200, response.json
         return response.json
 
-    def headers(self, address: str = "visitor@example.com") -> dict:
-        return {"Authorization": f"Bearer {self.login(address)['auth_token']}"}
+    def token(self, address: str = VISITOR) -> str:
+        return self.login(address)["auth_token"]
+
+    def headers(self, address: str = VISITOR) -> dict:
+        return bearer(self.token(address))
 
 
 @pytest.fixture

@@ -14,8 +14,9 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from conftest import ROOT, free_port
+from conftest import API, ROOT, free_port
 
 
 @dataclass
@@ -44,7 +45,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
             **os.environ,
-            "FAVSYNC_MAGIC_LINK_URL": f"{self.url}/api/v1/favorites/verify/{{token}}",
+            "FAVSYNC_MAGIC_LINK_URL": f"{self.url}{API}/verify/{{token}}",
             **environment,
         }
         self.environment = env
@@ -97,6 +98,13 @@ class LiveServer:
                 return Reply(response.status, _json(response.read()), dict(response.headers))
         except urllib.error.HTTPError as error:
             return Reply(error.code, _json(error.read()), dict(error.headers))
+
+    def login(self, inbox, address: str, headers=None) -> Reply:
+        """Request a link for `address` and follow it from the email; the verify reply."""
+        count = len(inbox.received(address)) + 1  # the server delivers after it answers
+        asked = self.request("POST", f"{API}/magic-link", {"email": address}, headers)
+        assert asked.status == 202, asked.body
+        return self.request("GET", urlsplit(inbox.link_for(address, count)).path)
 
     def race(self, count: int, method: str, path: str, bodies=None, headers=None) -> list[Reply]:
         """Send `count` requests released at the same instant from `count` threads."""

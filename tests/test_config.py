@@ -1,66 +1,57 @@
+"""Settings: read once per app, checked at start-up, a bad value named by its key."""
 import pytest
 from flask import Flask
 
 from favsync import FavSync, create_app
-from favsync.config import ConfigError, Settings, load_environment
+from favsync.config import Settings
+
+from conftest import Auth, ConfigError, load_environment, settings
 
 SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 RING_KEY = "k" * 32
 
+PRODUCTION = {"TESTING": False, "FAVSYNC_MAGIC_LINK_URL": "https://homes.example/verify?token={token}"}
+
 
 def production_config(config):
-    config = dict(config)
-    config["TESTING"] = False
-    config["FAVSYNC_MAGIC_LINK_URL"] = "https://homes.example/verify?token={token}"
-    return config
+    return {**config, **PRODUCTION}
 
 
-def test_refuses_to_start_without_a_secret_key_in_production(config):
-    config = production_config(config)
-    config["FAVSYNC_SECRET_KEY"] = None
-
-    with pytest.raises(ConfigError, match="FAVSYNC_SECRET_KEY"):
-        create_app(config)
-
-
-def test_refuses_to_start_without_a_mail_server_in_production(config):
-    config = production_config(config)
-    config["FAVSYNC_MAIL_SERVER"] = None
-
-    with pytest.raises(ConfigError, match="FAVSYNC_MAIL_SERVER"):
-        create_app(config)
+@pytest.mark.parametrize(
+    "key",
+    # Without a magic-link URL, links would be built from the request's Host header.
+    ["FAVSYNC_SECRET_KEY", "FAVSYNC_MAIL_SERVER", "FAVSYNC_MAGIC_LINK_URL"],
+)
+def test_refuses_to_start_in_production_without(config, key):
+    with pytest.raises(ConfigError, match=key):
+        create_app({**production_config(config), key: None})
 
 
-def test_refuses_to_build_links_from_the_host_header_in_production(config):
-    config = production_config(config)
-    config["FAVSYNC_MAGIC_LINK_URL"] = None
-
-    with pytest.raises(ConfigError, match="FAVSYNC_MAGIC_LINK_URL"):
-        create_app(config)
+def test_starts_in_production_with_all_three(make_app):
+    assert not make_app(**PRODUCTION).testing
 
 
-def test_starts_in_production_with_all_three(config):
-    assert not create_app(production_config(config)).testing
-
-
-def test_development_keeps_a_random_secret_in_the_instance_folder(config, tmp_path, monkeypatch):
+def test_development_keeps_a_random_secret_in_the_instance_folder(make_app, tmp_path, monkeypatch):
     monkeypatch.setenv("FAVSYNC_INSTANCE_PATH", str(tmp_path / "instance"))
-    config["FAVSYNC_SECRET_KEY"] = None
 
-    first = create_app(config).extensions["favsync"].settings
-    second = create_app(config).extensions["favsync"].settings
+    first = settings(make_app(FAVSYNC_SECRET_KEY=None))
+    second = settings(make_app(FAVSYNC_SECRET_KEY=None))
 
+    [kept] = (tmp_path / "instance").iterdir()
     assert len(first.secret_key) >= 40
-    assert first.secret_key == second.secret_key
+    assert first.secret_key == kept.read_text().strip()
+    assert second.secret_key == first.secret_key
     assert first.jwt_keys == {None: first.secret_key}
 
 
-def test_the_jwt_key_can_differ_from_the_secret_key(config):
-    config["FAVSYNC_JWT_SECRET_KEY"] = "another-secret-key-that-is-long-enough-too"
+def test_the_jwt_key_can_differ_from_the_secret_key(make_app, config):
+    other = "another-secret-key-that-is-long-enough-too"
 
-    settings = create_app(config).extensions["favsync"].settings
-    assert settings.jwt_keys == {None: "another-secret-key-that-is-long-enough-too"}
-    assert not hasattr(settings, "jwt_secret_key")  # the key ring holds it
+    read = settings(make_app(FAVSYNC_JWT_SECRET_KEY=other))
+
+    assert read.jwt_keys == {None: other}
+    assert read.secret_key == config["FAVSYNC_SECRET_KEY"]
+    assert not hasattr(read, "jwt_secret_key")  # the key ring holds it
 
 
 @pytest.mark.parametrize(
@@ -105,26 +96,23 @@ def test_a_bad_environment_value_names_the_key(key, raw):
         load_environment({}, {key: raw})
 
 
-def test_mounts_under_the_configured_prefix(config, auth):
-    config["FAVSYNC_URL_PREFIX"] = "/favs"
-    client = create_app(config).test_client()
+def test_mounts_under_the_configured_prefix(make_app, inbox):
+    client = make_app(FAVSYNC_URL_PREFIX="/favs").test_client()
 
-    assert client.post("/favs/magic-link", json={"email": "v@example.com"}).status_code == 202
-    assert client.post("/api/v1/favorites/magic-link", json={"email": "v@example.com"}).status_code == 404
+    assert Auth(client, inbox, prefix="/favs").request_link().status_code == 202
+    assert Auth(client, inbox).request_link().status_code == 404
 
 
 def test_keeps_its_state_per_app_and_not_on_the_extension(config):
     extension = FavSync()
-    from flask import Flask
-
     first, second = Flask("first"), Flask("second")
     for app, prefix in ((first, "/a"), (second, "/b")):
         app.config.update(config, FAVSYNC_URL_PREFIX=prefix)
         extension.init_app(app)
 
     assert not hasattr(extension, "app")
-    assert first.extensions["favsync"].settings.url_prefix == "/a"
-    assert second.extensions["favsync"].settings.url_prefix == "/b"
+    assert settings(first).url_prefix == "/a"
+    assert settings(second).url_prefix == "/b"
 
 
 def app_with(config: dict) -> Flask:

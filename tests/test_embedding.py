@@ -12,66 +12,28 @@ import sqlalchemy as sa
 import favsync
 from hostapp import Lead, create_host_app, db
 
-from conftest import ROOT
+from conftest import ROOT, Auth, bearer, dispose, settings
 
 SESSION_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
 
 @pytest.fixture
-def host_config(backend, inbox):
-    with backend.scratch_database() as database_uri:
-        yield {
-            "SQLALCHEMY_DATABASE_URI": database_uri,
-            "MAIL_SERVER": "127.0.0.1",
-            "MAIL_PORT": inbox.port,
-            "MAIL_DEFAULT_SENDER": "Lakeside Homes <hello@lakeside.example>",
-            "MAIL_SUPPRESS_SEND": False,
-            "RATELIMIT_STORAGE_URI": "memory://",
-            "FAVSYNC_SECRET_KEY": "host-secret-key-that-is-long-enough-for-hs256",
-            "FAVSYNC_URL_PREFIX": "/favs",
-            "FAVSYNC_MAGIC_LINK_URL": "https://lakeside.example/favs/verify/{token}",
-            **backend.ratelimit_storage(),
-        }
-
-
-def build(config, mount=None, **kwargs):
-    app = create_host_app(config, **kwargs)
-    if mount:
-        mount(app)
-    result = app.test_cli_runner().invoke(args=["favsync", "db", "upgrade"])
-    assert result.exit_code == 0, result.output
-    with app.app_context():
-        db.create_all()  # the host's own tables (a real host runs its own migrations)
-    return app
-
-
-@pytest.fixture
-def host(host_config):
-    app = build(host_config)
-    yield app
-    with app.app_context():
-        db.engine.dispose()
-
-
-def log_in(client, inbox, address="visitor@example.com", prefix="/favs", **kwargs):
-    assert client.post(f"{prefix}/magic-link", json={"email": address}, **kwargs).status_code == 202
-    link = inbox.link_for(address)
-    response = client.get(urlsplit(link).path)
-    assert response.status_code == 200, response.json
-    return link, response.json
+def host(make_host):
+    return make_host()
 
 
 def test_one_call_gives_the_host_the_whole_api(host, inbox):
     client = host.test_client()
-    link, login = log_in(client, inbox, headers={"X-Session-ID": SESSION_ID})
-    bearer = {"Authorization": f"Bearer {login['auth_token']}"}
+    login = Auth(client, inbox, prefix="/favs").login(headers={"X-Session-ID": SESSION_ID})
+    headers = bearer(login["auth_token"])
 
-    synced = client.post("/favs/sync", json={"favorites": ["C9231328", "98970014"]}, headers=bearer)
-    deleted = client.delete("/favs/C9231328", headers=bearer)
+    synced = client.post("/favs/sync", json={"favorites": ["C9231328", "98970014"]}, headers=headers)
+    deleted = client.delete("/favs/C9231328", headers=headers)
 
-    assert urlsplit(link).path.startswith("/favs/verify/")
+    assert urlsplit(inbox.link_for("visitor@example.com")).path.startswith("/favs/verify/")
     assert synced.json["favorites"] == ["C9231328", "98970014"]
-    assert deleted.json["favorites"] == client.get("/favs", headers=bearer).json["favorites"] == ["98970014"]
+    assert deleted.json["favorites"] == ["98970014"]
+    assert client.get("/favs", headers=headers).json["favorites"] == ["98970014"]
     assert inbox.to("visitor@example.com")[0]["From"] == "Lakeside Homes <hello@lakeside.example>"
 
 
@@ -84,7 +46,7 @@ def test_favsync_uses_the_hosts_database_and_mail(host):
 
 
 def test_the_host_hears_about_new_leads(host, inbox):
-    log_in(host.test_client(), inbox, headers={"X-Session-ID": SESSION_ID})
+    Auth(host.test_client(), inbox, prefix="/favs").login(headers={"X-Session-ID": SESSION_ID})
 
     with host.app_context():
         leads = db.session.execute(sa.select(Lead.email, Lead.session_id)).all()
@@ -95,7 +57,7 @@ def test_a_failing_host_hook_does_not_break_the_login(host, inbox, caplog):
     with host.app_context():
         Lead.__table__.drop(db.engine)  # the CRM hook will fail
 
-    link, login = log_in(host.test_client(), inbox)
+    login = Auth(host.test_client(), inbox, prefix="/favs").login()
 
     assert login["success"] is True
     assert "a favsync.client-verified receiver failed" in caplog.text
@@ -120,67 +82,34 @@ def test_host_pages_stay_html_and_favsync_errors_stay_json(host):
         assert response.json["error"]["code"] == code
 
 
-def test_host_limits_apply_to_host_routes_only(host, inbox):
-    client = host.test_client()
-    statuses = [client.get("/").status_code for _ in range(4)]
-    for address in ("one@example.com", "two@example.com", "three@example.com", "four@example.com"):
-        log_in(client, inbox, address)  # 4 per route: over the host's limit, were it applied
-
-    assert statuses == [200, 200, 200, 429]
-    assert client.get("/").data == b"<h1>Slow down</h1>"
-    assert "limiter" in host.extensions and all(
-        limiter.enabled for limiter in host.extensions["limiter"]
-    )
-
-
-@pytest.mark.parametrize(
-    "host_limits",
-    [
-        {"RATELIMIT_ENABLED": False},
-        {"RATELIMIT_DEFAULT": "1 per day", "RATELIMIT_APPLICATION": "1 per day"},
-        {"RATELIMIT_STORAGE_OPTIONS": {"unknown_option": 1}, "RATELIMIT_KEY_PREFIX": "host"},
-    ],
-)
-def test_host_limiter_settings_do_not_change_favsyncs_limits(host_config, inbox, host_limits):
-    host_config.update(host_limits, FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL="2 per hour")
-    client = build(host_config).test_client()
-
-    statuses = [
-        client.post("/favs/magic-link", json={"email": "v@example.com"}).status_code
-        for _ in range(3)
-    ]
-
-    assert statuses == [202, 202, 429]
-    refused = client.post("/favs/magic-link", json={"email": "v@example.com"})
-    assert refused.json["error"]["code"] == "rate_limited" and "Retry-After" in refused.headers
-
-
-def test_a_host_can_mount_the_blueprint_itself(host_config, inbox):
+def test_a_host_can_mount_the_blueprint_itself(make_host, inbox):
     def mount(app):
         app.register_blueprint(favsync.blueprint, url_prefix="/api/saved-homes")
 
-    host_config["FAVSYNC_MAGIC_LINK_URL"] = "https://lakeside.example/api/saved-homes/verify/{token}"
-    client = build(host_config, mount, register_blueprint=False).test_client()
+    client = make_host(
+        mount=mount, register_blueprint=False,
+        FAVSYNC_MAGIC_LINK_URL="https://lakeside.example/api/saved-homes/verify/{token}",
+    ).test_client()
 
-    link, login = log_in(client, inbox, prefix="/api/saved-homes")
+    Auth(client, inbox, prefix="/api/saved-homes").login()
 
-    assert urlsplit(link).path.startswith("/api/saved-homes/verify/")
+    assert urlsplit(inbox.link_for("visitor@example.com")).path.startswith("/api/saved-homes/verify/")
     assert client.post("/favs/magic-link", json={"email": "x@example.com"}).status_code == 404
 
 
-def test_two_sites_in_one_process_keep_their_own_settings(host_config, inbox, backend):
-    first = build({**host_config, "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL": "1 per hour"})
+def test_two_sites_in_one_process_keep_their_own_settings(make_host, inbox, backend):
+    first = make_host(FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL="1 per hour")
     with backend.scratch_database() as other_database:
-        second = build({**host_config, "SQLALCHEMY_DATABASE_URI": other_database,
-                        **backend.ratelimit_storage(),
-                        "FAVSYNC_URL_PREFIX": "/saved", "FAVSYNC_MAX_FAVORITES": 1})
-        ask = {"json": {"email": "v@example.com"}}
+        second = make_host(SQLALCHEMY_DATABASE_URI=other_database, **backend.ratelimit_storage(),
+                           FAVSYNC_URL_PREFIX="/saved", FAVSYNC_MAX_FAVORITES=1)
+        on_first = Auth(first.test_client(), inbox, prefix="/favs")
+        on_second = Auth(second.test_client(), inbox, prefix="/saved")
 
-        assert [first.test_client().post("/favs/magic-link", **ask).status_code for _ in range(2)] == [202, 429]
-        assert [second.test_client().post("/saved/magic-link", **ask).status_code for _ in range(2)] == [202, 202]
-        assert first.extensions["favsync"].settings.max_favorites == 500
-        with second.app_context():
-            db.engine.dispose()
+        assert [on_first.request_link("v@example.com").status_code for _ in range(2)] == [202, 429]
+        assert [on_second.request_link("v@example.com").status_code for _ in range(2)] == [202, 202]
+        assert settings(first).max_favorites == 500
+        assert settings(second).max_favorites == 1
+        dispose(second)  # before its database is dropped
 
 
 def test_host_migrations_leave_favsync_tables_alone(host_config, tmp_path):
@@ -194,7 +123,7 @@ def test_host_migrations_leave_favsync_tables_alone(host_config, tmp_path):
         flask_migrate.upgrade(directory=host_migrations)
         flask_migrate.migrate(directory=host_migrations, message="nothing")
         tables = set(sa.inspect(db.engine).get_table_names())
-        db.engine.dispose()
+    dispose(app)
 
     [revision] = list(Path(host_migrations, "versions").glob("*.py"))
     assert "favsync" not in revision.read_text()

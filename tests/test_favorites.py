@@ -1,3 +1,4 @@
+"""A visitor's favourites: list, sync (a union merge), delete, the limit, and who may touch them."""
 import contextlib
 import time
 
@@ -5,18 +6,16 @@ import jwt
 import pytest
 import sqlalchemy as sa
 
-from favsync import create_app, favorites_changed
-from favsync.database import session
-from favsync.models import Client, Favorite
+from favsync import favorites_changed
 
-from conftest import API, Auth
+from conftest import API, VISITOR, Auth, Client, Favorite, MagicLink, bearer, database, engine, rows
 
 SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 
 
 @pytest.fixture
 def headers(auth):
-    return auth.headers("visitor@example.com")
+    return auth.headers()
 
 
 def sync(client, headers, ids):
@@ -24,8 +23,7 @@ def sync(client, headers, ids):
 
 
 def stored(app):
-    with app.app_context():
-        return session().scalars(sa.select(Favorite.listing_id).order_by(Favorite.id)).all()
+    return rows(app, sa.select(Favorite.listing_id).order_by(Favorite.id))
 
 
 def test_a_new_client_has_no_favorites(client, headers):
@@ -42,7 +40,8 @@ def test_sync_union_merges_and_returns_the_result(client, headers):
     assert first.status_code == second.status_code == 200
     assert first.json == {"success": True, "favorites": ["98970014", "98970015", "98970171"]}
     assert second.json["favorites"] == ["98970014", "98970015", "98970171", "C9231328", "98970200"]
-    assert client.get(API, headers=headers).json["favorites"] == second.json["favorites"]
+    assert client.get(API, headers=headers).json["favorites"] == [
+        "98970014", "98970015", "98970171", "C9231328", "98970200"]
 
 
 def test_sync_is_idempotent_and_folds_duplicates(client, headers, app):
@@ -63,7 +62,7 @@ def test_an_empty_sync_returns_what_is_stored(client, headers):
 def test_the_next_login_returns_the_stored_favorites(client, headers, auth):
     sync(client, headers, ["98970014", "98970015"])
 
-    assert auth.login("visitor@example.com")["favorites"] == ["98970014", "98970015"]
+    assert auth.login()["favorites"] == ["98970014", "98970015"]
 
 
 def test_clients_do_not_see_each_others_favorites(client, headers, auth):
@@ -91,7 +90,9 @@ def test_deleting_a_missing_favorite_also_succeeds(client, headers):
     assert response.json["favorites"] == ["A1"]
 
 
-def test_changes_are_signalled(client, headers, app):
+def test_changes_are_signalled(client, auth, app):
+    login = auth.login()
+    headers = bearer(login["auth_token"])
     received = []
 
     def on_change(sender, **extra):
@@ -103,10 +104,9 @@ def test_changes_are_signalled(client, headers, app):
         client.delete(f"{API}/A1", headers=headers)
         client.delete(f"{API}/A1", headers=headers)
 
-    client_id = received[0]["client_id"]
     assert received == [
-        {"client_id": client_id, "added": ["A1", "B2"], "removed": []},
-        {"client_id": client_id, "added": [], "removed": ["A1"]},
+        {"client_id": login["client_id"], "added": ["A1", "B2"], "removed": []},
+        {"client_id": login["client_id"], "added": [], "removed": ["A1"]},
     ]
 
 
@@ -148,9 +148,8 @@ def test_delete_rejects_an_invalid_listing_id(client, headers, listing_id):
 
 
 @pytest.fixture
-def small_limit(config, inbox):
-    config["FAVSYNC_MAX_FAVORITES"] = 5
-    app = create_app(config)
+def small_limit(make_app, inbox):
+    app = make_app(FAVSYNC_MAX_FAVORITES=5)
     client = app.test_client()
     return app, client, Auth(client, inbox).headers()
 
@@ -182,13 +181,11 @@ def count_statements(app):
     def record(conn, cursor, statement, *args):
         statements.append(statement)
 
-    with app.app_context():
-        engine = app.extensions["favsync"].db.engine
-    sa.event.listen(engine, "before_cursor_execute", record)
+    sa.event.listen(engine(app), "before_cursor_execute", record)
     try:
         yield statements
     finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
+        sa.event.remove(engine(app), "before_cursor_execute", record)
 
 
 def test_sync_uses_the_same_number_of_statements_for_10_and_500_ids(client, headers, app):
@@ -216,7 +213,7 @@ def test_list_and_delete_statement_counts(client, headers, app):
 
 def token(**overrides):
     now = int(time.time())
-    claims = {"client_id": 1, "brokerage_id": 1, "email": "visitor@example.com",
+    claims = {"client_id": 1, "brokerage_id": 1, "email": VISITOR,
               "iat": now, "exp": now + 3600, "type": "favorites_auth"}
     claims.update(overrides)
     return jwt.encode({k: v for k, v in claims.items() if v is not None}, SECRET, algorithm="HS256")
@@ -258,7 +255,7 @@ def none_alg_token():
     ("method", "path"), [("get", API), ("post", f"{API}/sync"), ("delete", f"{API}/A1")]
 )
 def test_protected_endpoints_refuse_a_bad_token(auth, client, app, authorization, method, path):
-    auth.login("visitor@example.com")  # client 1 exists; only the token is wrong
+    auth.login()  # client 1 exists; only the token is wrong
     headers = {} if authorization is None else {"Authorization": authorization}
 
     response = getattr(client, method)(path, headers=headers, json={"favorites": ["A1"]})
@@ -270,26 +267,25 @@ def test_protected_endpoints_refuse_a_bad_token(auth, client, app, authorization
 
 
 def test_a_token_signed_with_the_right_key_by_hand_works(auth, client):
-    auth.login("visitor@example.com")
+    auth.login()
 
-    assert client.get(API, headers={"Authorization": "Bearer " + token()}).status_code == 200
+    assert client.get(API, headers=bearer(token())).status_code == 200
 
 
 def test_a_deleted_client_loses_access(client, headers, app):
-    with app.app_context():
-        session().execute(sa.delete(Favorite))
-        session().execute(sa.update(sa.table("favsync_magic_links", sa.column("client_id"))).values(client_id=None))
-        session().execute(sa.delete(Client))
-        session().commit()
+    with database(app) as session:
+        session.execute(sa.delete(Favorite))
+        session.execute(sa.update(MagicLink).values(client_id=None))
+        session.execute(sa.delete(Client))
 
     assert client.get(API, headers=headers).status_code == 401
 
 
-def test_verify_statement_count(auth, inbox, client, app):
+def test_verify_statement_count(auth, inbox, app):
     auth.request_link("counted@example.com")
-    path = "/" + inbox.link_for("counted@example.com").split("/", 3)[3]
+    link = inbox.link_for("counted@example.com")
     with count_statements(app) as verifying:
-        assert client.get(path).status_code == 200
+        assert auth.follow(link).status_code == 200
 
     # consume the link, upsert the client, link the session, read favourites, store a refresh token
     assert len(verifying) == 5

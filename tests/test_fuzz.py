@@ -5,7 +5,6 @@ server errors, every response as documented (status, content type, headers,
 body), and no schema-violating request accepted.
 """
 import tempfile
-import time
 from pathlib import Path
 
 import flask_migrate
@@ -23,11 +22,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from favsync import create_app
-from favsync.models import Client
-from favsync.state import settings as favsync_settings
-from favsync.tokens import encode_auth_token
 
-from backends import MIGRATIONS
+from conftest import MIGRATIONS, auth_token_for
 
 pytestmark = pytest.mark.fuzz
 
@@ -51,13 +47,7 @@ def _fuzzed_app():
     })
     with app.app_context():
         flask_migrate.upgrade(directory=MIGRATIONS)
-        client = Client.find_or_create(1, "fuzz@example.com")
-        app.extensions["favsync"].db.session.commit()
-        token = encode_auth_token(
-            favsync_settings(), client_id=client.id, brokerage_id=1, email="fuzz@example.com",
-            issued_at=int(time.time()),
-        )
-    return app, token
+    return app, auth_token_for(app, "fuzz@example.com")
 
 
 APP, TOKEN = _fuzzed_app()

@@ -1,28 +1,16 @@
 """Logging in the way the real world needs: POST verify, typed codes, redirects, refresh, logout."""
-import re
+from datetime import timedelta
 from http.cookies import SimpleCookie
-from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
 
-from favsync import create_app
-from favsync.database import session
-from favsync.models import MagicLink
-from favsync.tokens import sha256_hex
-
-from conftest import API, Auth
+from conftest import (
+    API, VISITOR, Auth, MagicLink, RefreshToken, bearer, count, database, digest, rows,
+)
 
 COOKIE = "favsync_refresh"
-
-
-def secret_of(link):
-    return urlsplit(link).path.rsplit("/", 1)[1]
-
-
-def code_in(inbox, address):
-    text = inbox.to(address)[-1].get_body(("plain",)).get_content()
-    return re.search(r"type this code: ([0-9]{6})", text).group(1)
+VERIFIED = {"success", "client_id", "auth_token", "favorites", "email"}
 
 
 def set_cookie(response):
@@ -34,25 +22,26 @@ def cookie_value(response):
     return SimpleCookie(set_cookie(response))[COOKIE].value
 
 
-def request_link(client, address="visitor@example.com", **body):
-    return client.post(f"{API}/magic-link", json={"email": address, **body})
+def wrong(code):
+    """A well-formed code that is not `code`."""
+    return f"{(int(code) + 1) % 10**6:06d}"
 
 
 # --- POST verify ---------------------------------------------------------
 
 
 @pytest.mark.parametrize("field", ["token", "code"])
-def test_post_verify_answers_like_get(client, inbox, field):
-    request_link(client)
-    response = client.post(f"{API}/verify", json={field: secret_of(inbox.link_for("visitor@example.com"))})
+def test_post_verify_answers_like_get(client, auth, inbox, field):
+    auth.request_link()
+    response = client.post(f"{API}/verify", json={field: inbox.secret_for(VISITOR)})
 
     assert response.status_code == 200
-    assert set(response.json) == {"success", "client_id", "auth_token", "favorites", "email"}
+    assert set(response.json) == VERIFIED
 
 
-def test_post_verify_consumes_the_link_once(client, inbox):
-    request_link(client)
-    token = secret_of(inbox.link_for("visitor@example.com"))
+def test_post_verify_consumes_the_link_once(client, auth, inbox):
+    auth.request_link()
+    token = inbox.secret_for(VISITOR)
 
     assert client.post(f"{API}/verify", json={"token": token}).status_code == 200
     assert client.get(f"{API}/verify/{token}").json["error"]["code"] == "token_used"
@@ -66,136 +55,112 @@ def test_post_verify_rejects_a_bad_body(client, body):
 # --- typed codes ---------------------------------------------------------
 
 
-def test_the_typed_code_logs_in(client, inbox):
-    request_link(client)
+def test_the_typed_code_logs_in(auth, inbox):
+    auth.request_link()
 
-    response = client.post(f"{API}/verify-code", json={"email": "Visitor@Example.com",
-                                                       "code": code_in(inbox, "visitor@example.com")})
+    response = auth.enter_code(inbox.code_for(VISITOR), "Visitor@Example.com")
 
     assert response.status_code == 200
-    assert response.json["email"] == "visitor@example.com"
-    assert set(response.json) == {"success", "client_id", "auth_token", "favorites", "email"}
+    assert response.json["email"] == VISITOR
+    assert set(response.json) == VERIFIED
 
 
-def test_the_code_and_the_link_are_one_login(client, inbox):
-    request_link(client)
-    code = code_in(inbox, "visitor@example.com")
-    client.post(f"{API}/verify-code", json={"email": "visitor@example.com", "code": code})
+def test_the_code_and_the_link_are_one_login(auth, inbox):
+    auth.request_link()
+    code = inbox.code_for(VISITOR)
+    auth.enter_code(code)
 
-    assert client.get(urlsplit(inbox.link_for("visitor@example.com")).path).status_code == 410
-    again = client.post(f"{API}/verify-code", json={"email": "visitor@example.com", "code": code})
-    assert again.status_code == 400
+    assert auth.follow(inbox.link_for(VISITOR)).status_code == 410
+    assert auth.enter_code(code).status_code == 400
 
 
-def test_the_link_also_burns_the_code(client, inbox):
-    request_link(client)
-    code = code_in(inbox, "visitor@example.com")
-    client.get(urlsplit(inbox.link_for("visitor@example.com")).path)
+def test_the_link_also_burns_the_code(auth, inbox):
+    auth.request_link()
+    code = inbox.code_for(VISITOR)
+    auth.follow(inbox.link_for(VISITOR))
 
-    response = client.post(f"{API}/verify-code", json={"email": "visitor@example.com", "code": code})
+    response = auth.enter_code(code)
 
     assert response.status_code == 400
 
 
-def test_codes_are_stored_only_as_a_keyed_hash(client, inbox, app):
-    request_link(client)
-    code = code_in(inbox, "visitor@example.com")
+def test_codes_are_stored_only_as_a_keyed_hash(auth, inbox, app):
+    auth.request_link()
+    code = inbox.code_for(VISITOR)
 
-    with app.app_context():
-        stored = session().scalar(sa.select(MagicLink.code))
+    [stored] = rows(app, sa.select(MagicLink.code))
     assert len(stored) == 64 and code not in stored
-    assert stored not in {sha256_hex(code), sha256_hex(f"visitor@example.com:{code}")}
+    assert stored not in {digest(code), digest(f"{VISITOR}:{code}")}
 
 
-def test_five_wrong_codes_kill_the_pending_links(client, inbox, app):
-    request_link(client)
-    request_link(client)
-    right = code_in(inbox, "visitor@example.com")
-    wrong = f"{(int(right) + 1) % 10**6:06d}"
-    link = inbox.link_for("visitor@example.com")
+def test_five_wrong_codes_kill_the_pending_links(auth, inbox):
+    auth.request_link()
+    auth.request_link()
+    right = inbox.code_for(VISITOR)
+    link = inbox.link_for(VISITOR)
 
-    statuses = [
-        client.post(f"{API}/verify-code", json={"email": "visitor@example.com", "code": wrong})
-        for _ in range(5)
-    ]
-    after = client.post(f"{API}/verify-code", json={"email": "visitor@example.com", "code": right})
+    statuses = [auth.enter_code(wrong(right)) for _ in range(5)]
+    after = auth.enter_code(right)
 
     assert [r.status_code for r in statuses] == [400, 400, 400, 400, 410]
     assert statuses[-1].json["error"]["code"] == "too_many_attempts"
     assert "request a new one" in statuses[-1].json["error"]["message"]
     assert after.status_code == 410
-    assert client.get(urlsplit(link).path).json["error"]["code"] == "too_many_attempts"
+    assert auth.follow(link).json["error"]["code"] == "too_many_attempts"
     # Dead links hold no slot: the visitor can ask again at once, and the new code works.
-    assert request_link(client).status_code == 202
-    fresh = client.post(f"{API}/verify-code", json={"email": "visitor@example.com",
-                                                    "code": code_in(inbox, "visitor@example.com")})
-    assert fresh.status_code == 200
+    assert auth.request_link().status_code == 202
+    assert auth.enter_code(inbox.code_for(VISITOR)).status_code == 200
 
 
-def test_a_code_answer_does_not_reveal_whether_links_are_pending(client, inbox):
-    request_link(client, "someone@example.com")
-    right = code_in(inbox, "someone@example.com")
-    wrong = f"{(int(right) + 1) % 10**6:06d}"
+def test_a_code_answer_does_not_reveal_whether_links_are_pending(auth, inbox):
+    auth.request_link("someone@example.com")
+    guess = wrong(inbox.code_for("someone@example.com"))
 
-    pending = client.post(f"{API}/verify-code", json={"email": "someone@example.com", "code": wrong})
-    nothing = client.post(f"{API}/verify-code", json={"email": "nobody@example.com", "code": wrong})
+    pending = auth.enter_code(guess, "someone@example.com")
+    nothing = auth.enter_code(guess, "nobody@example.com")
 
     assert pending.status_code == nothing.status_code == 400
+    assert pending.json["error"]["code"] == "invalid_code"
     assert pending.json == nothing.json
 
 
-def test_a_new_link_does_not_reset_the_wrong_code_count(client, inbox):
-    request_link(client)
-    right = code_in(inbox, "visitor@example.com")
-    wrong = f"{(int(right) + 1) % 10**6:06d}"
-    guess = {"email": "visitor@example.com", "code": wrong}
-    first = [client.post(f"{API}/verify-code", json=guess).status_code for _ in range(4)]
+def test_a_new_link_does_not_reset_the_wrong_code_count(auth, inbox):
+    auth.request_link()
+    guess = wrong(inbox.code_for(VISITOR))
+    first = [auth.enter_code(guess).status_code for _ in range(4)]
 
-    request_link(client)
-    fifth = client.post(f"{API}/verify-code", json=guess)
+    auth.request_link()
+    fifth = auth.enter_code(guess)
 
     assert first == [400] * 4
     assert fifth.status_code == 410
 
 
 @pytest.mark.parametrize("code", ["12345", "1234567", "abcdef", 123456, None, "12 34 5"])
-def test_a_malformed_code_is_a_validation_error(client, code):
-    response = client.post(f"{API}/verify-code", json={"email": "v@example.com", "code": code})
+def test_a_malformed_code_is_a_validation_error(auth, code):
+    response = auth.enter_code(code, "v@example.com")
 
     assert response.status_code == 400
     assert response.json["error"]["details"][0]["loc"] == ["body", "code"]
 
 
-def test_code_attempts_are_rate_limited_per_ip(config):
-    config["FAVSYNC_RATELIMIT_VERIFY_CODE_PER_IP"] = "3 per hour"
-    client = create_app(config).test_client()
-
-    statuses = [
-        client.post(f"{API}/verify-code", json={"email": f"v{i}@example.com", "code": "123456"}).status_code
-        for i in range(4)
-    ]
-
-    assert statuses == [400, 400, 400, 429]
-
-
 # --- next / redirect -----------------------------------------------------
 
 
-def test_next_comes_back_as_redirect_and_stays_out_of_the_email(client, inbox):
-    request_link(client, next="/listings/C9231328?tab=photos#top")
-    message = inbox.to("visitor@example.com")[-1].get_body(("plain",)).get_content()
+def test_next_comes_back_as_redirect_and_stays_out_of_the_email(auth, inbox):
+    auth.request_link(next="/listings/C9231328?tab=photos#top")
+    message = inbox.text_for(VISITOR)
 
-    response = client.get(urlsplit(inbox.link_for("visitor@example.com")).path)
+    response = auth.follow(inbox.link_for(VISITOR))
 
     assert "C9231328" not in message
     assert response.json["redirect"] == "/listings/C9231328?tab=photos#top"
 
 
-def test_redirect_comes_back_with_the_code_too(client, inbox):
-    request_link(client, next="/search")
+def test_redirect_comes_back_with_the_code_too(auth, inbox):
+    auth.request_link(next="/search")
 
-    response = client.post(f"{API}/verify-code", json={"email": "visitor@example.com",
-                                                       "code": code_in(inbox, "visitor@example.com")})
+    response = auth.enter_code(inbox.code_for(VISITOR))
 
     assert response.json["redirect"] == "/search"
 
@@ -206,26 +171,25 @@ def test_redirect_comes_back_with_the_code_too(client, inbox):
      "evil.example", "", "/a\x00b", "/a\nb", "/a\tb", "/ spaced", "/" + "a" * 512, 42, ["/x"],
      "/\\/evil.example"],
 )
-def test_next_refuses_anything_but_a_local_path(client, inbox, app, next_path):
-    response = request_link(client, next=next_path)
+def test_next_refuses_anything_but_a_local_path(auth, inbox, app, next_path):
+    response = auth.request_link(next=next_path)
 
     assert response.status_code == 400
     assert response.json["error"]["details"][0]["loc"] == ["body", "next"]
     assert inbox.messages == []
-    with app.app_context():
-        assert session().scalar(sa.select(sa.func.count()).select_from(MagicLink)) == 0
+    assert count(app, MagicLink) == 0
 
 
-def test_next_may_be_512_characters(client):
-    assert request_link(client, next="/" + "a" * 511).status_code == 202
+def test_next_may_be_512_characters(auth):
+    assert auth.request_link(next="/" + "a" * 511).status_code == 202
 
 
 # --- refresh cookie ------------------------------------------------------
 
 
-def test_verification_sets_the_refresh_cookie_and_keeps_it_out_of_the_body(client, inbox):
-    request_link(client)
-    response = client.get(urlsplit(inbox.link_for("visitor@example.com")).path)
+def test_verification_sets_the_refresh_cookie_and_keeps_it_out_of_the_body(auth, inbox):
+    auth.request_link()
+    response = auth.follow(inbox.link_for(VISITOR))
 
     header = set_cookie(response)
     assert "HttpOnly" in header and "Secure" in header and "SameSite=Lax" in header
@@ -234,7 +198,7 @@ def test_verification_sets_the_refresh_cookie_and_keeps_it_out_of_the_body(clien
     assert "refresh" not in response.get_data(as_text=True)
 
 
-def test_refresh_rotates_the_cookie(client, inbox, auth):
+def test_refresh_rotates_the_cookie(client, auth):
     auth.login()
     first = client.get_cookie(COOKIE, path=API).value
 
@@ -244,19 +208,13 @@ def test_refresh_rotates_the_cookie(client, inbox, auth):
     assert set(refreshed.json) == {"success", "client_id", "email", "auth_token"}
     second = cookie_value(refreshed)
     assert second != first
-    bearer = {"Authorization": f"Bearer {refreshed.json['auth_token']}"}
-    assert client.get(API, headers=bearer).status_code == 200
+    assert client.get(API, headers=bearer(refreshed.json["auth_token"])).status_code == 200
 
 
 def age_rotations(app, seconds):
-    from datetime import timedelta
-
-    from favsync.models import RefreshToken
-
-    with app.app_context():
-        for token in session().scalars(sa.select(RefreshToken).where(RefreshToken.rotated_at.is_not(None))):
+    with database(app) as session:
+        for token in session.scalars(sa.select(RefreshToken).where(RefreshToken.rotated_at.is_not(None))):
             token.rotated_at -= timedelta(seconds=seconds)
-        session().commit()
 
 
 def test_a_reused_refresh_token_ends_its_whole_family(client, auth, app):
@@ -275,8 +233,7 @@ def test_a_reused_refresh_token_ends_its_whole_family(client, auth, app):
     assert after.status_code == 401 and after.json["error"]["code"] == "invalid_refresh_token"
 
 
-def test_two_tabs_refreshing_at_once_both_stay_signed_in(config, inbox):
-    app = create_app(config)
+def test_two_tabs_refreshing_at_once_both_stay_signed_in(app, inbox):
     first, second = app.test_client(), app.test_client()
     Auth(first, inbox).login("v@example.com")
     second.set_cookie(COOKIE, first.get_cookie(COOKIE, path=API).value, path=API)
@@ -290,7 +247,7 @@ def test_two_tabs_refreshing_at_once_both_stay_signed_in(config, inbox):
 
 def test_login_answers_are_not_cached(client, auth, inbox):
     auth.request_link("v@example.com")
-    login = client.get(urlsplit(inbox.link_for("v@example.com")).path)
+    login = auth.follow(inbox.link_for("v@example.com"))
 
     assert login.headers["Cache-Control"] == "no-store"
     assert client.post(f"{API}/token/refresh").headers["Cache-Control"] == "no-store"
@@ -307,12 +264,11 @@ def test_refresh_without_a_valid_cookie_is_401(client, cookie):
     assert response.json["error"]["code"] == "invalid_refresh_token"
 
 
-def test_the_refresh_cookie_can_be_relaxed_for_local_http(config, inbox):
-    config["FAVSYNC_REFRESH_COOKIE_SECURE"] = False
-    client = create_app(config).test_client()
-    Auth(client, inbox).request_link("v@example.com")
+def test_the_refresh_cookie_can_be_relaxed_for_local_http(make_app, inbox):
+    auth = Auth(make_app(FAVSYNC_REFRESH_COOKIE_SECURE=False).test_client(), inbox)
+    auth.request_link("v@example.com")
 
-    response = client.get(urlsplit(inbox.link_for("v@example.com")).path)
+    response = auth.follow(inbox.link_for("v@example.com"))
 
     assert "Secure" not in set_cookie(response)
 
@@ -330,8 +286,7 @@ def test_logout_ends_this_devices_session(client, auth):
     assert client.post(f"{API}/token/refresh").status_code == 401
 
 
-def test_logout_of_one_device_leaves_the_other(config, inbox):
-    app = create_app(config)
+def test_logout_of_one_device_leaves_the_other(app, inbox):
     phone, laptop = app.test_client(), app.test_client()
     Auth(phone, inbox).login("v@example.com")
     Auth(laptop, inbox).login("v@example.com")
@@ -341,40 +296,36 @@ def test_logout_of_one_device_leaves_the_other(config, inbox):
     assert laptop.post(f"{API}/token/refresh").status_code == 200
 
 
-def test_logout_everywhere_refuses_every_earlier_token(config, inbox):
-    app = create_app(config)
+def test_logout_everywhere_refuses_every_earlier_token(app, inbox):
     phone, laptop = app.test_client(), app.test_client()
-    phone_token = Auth(phone, inbox).login("v@example.com")["auth_token"]
-    laptop_token = Auth(laptop, inbox).login("v@example.com")["auth_token"]
+    phone_token = Auth(phone, inbox).token("v@example.com")
+    laptop_token = Auth(laptop, inbox).token("v@example.com")
 
-    response = phone.post(f"{API}/logout", json={"all": True},
-                          headers={"Authorization": f"Bearer {phone_token}"})
+    response = phone.post(f"{API}/logout", json={"all": True}, headers=bearer(phone_token))
 
     assert response.status_code == 200
     for client, token in ((phone, phone_token), (laptop, laptop_token)):
-        refused = client.get(API, headers={"Authorization": f"Bearer {token}"})
-        assert refused.status_code == 401
+        assert client.get(API, headers=bearer(token)).status_code == 401
     assert laptop.post(f"{API}/token/refresh").status_code == 401
     # Logging in again works at once, even within the same second.
-    fresh = Auth(phone, inbox).login("v@example.com")["auth_token"]
-    assert phone.get(API, headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
+    fresh = Auth(phone, inbox).token("v@example.com")
+    assert phone.get(API, headers=bearer(fresh)).status_code == 200
 
 
 def test_logout_everywhere_with_the_cookie_alone(client, auth):
-    token = auth.login()["auth_token"]
+    token = auth.token()
 
     assert client.post(f"{API}/logout", json={"all": True}).status_code == 200
-    assert client.get(API, headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert client.get(API, headers=bearer(token)).status_code == 401
 
 
 def test_logout_everywhere_with_a_stale_token_falls_back_to_the_cookie(client, auth):
-    token = auth.login()["auth_token"]
+    token = auth.token()
 
-    response = client.post(f"{API}/logout", json={"all": True},
-                           headers={"Authorization": "Bearer expired.or.garbage"})
+    response = client.post(f"{API}/logout", json={"all": True}, headers=bearer("expired.or.garbage"))
 
     assert response.status_code == 200
-    assert client.get(API, headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert client.get(API, headers=bearer(token)).status_code == 401
 
 
 def test_logout_everywhere_needs_to_know_who(client):

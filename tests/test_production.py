@@ -4,11 +4,10 @@ import subprocess
 import threading
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import API
+from conftest import API, bearer
 
 pytestmark = [
     pytest.mark.server,
@@ -41,14 +40,12 @@ def pg_ctlcluster(action: str) -> None:
 
 def test_a_database_restart_under_load_leaves_the_service_healthy(start_server, inbox):
     server = start_server()
-    server.request("POST", f"{API}/magic-link", {"email": "restart@example.com"})
-    token = server.request("GET", urlsplit(inbox.link_for("restart@example.com")).path).body
-    bearer = {"Authorization": f"Bearer {token['auth_token']}"}
+    headers = bearer(server.login(inbox, "restart@example.com").body["auth_token"])
     during_load, stop, started = [], threading.Event(), threading.Event()
 
     def load():
         while not stop.is_set():
-            during_load.append(server.request("GET", API, None, bearer))
+            during_load.append(server.request("GET", API, None, headers))
             if len(during_load) >= 20:
                 started.set()
 
@@ -58,11 +55,11 @@ def test_a_database_restart_under_load_leaves_the_service_healthy(start_server, 
     started.wait(timeout=60)
     pg_ctlcluster("stop")
     try:
-        outage = [server.request("GET", API, None, bearer) for _ in range(8)]
+        outage = [server.request("GET", API, None, headers) for _ in range(8)]
         readiness = server.request("GET", "/readyz")
     finally:
         pg_ctlcluster("start")
-    recovered = [server.request("GET", API, None, bearer) for _ in range(12)]
+    recovered = [server.request("GET", API, None, headers) for _ in range(12)]
     stop.set()
     for worker in workers:
         worker.join()

@@ -1,3 +1,4 @@
+"""Following the link from the email: who is logged in, with what token, and only once."""
 import time
 from datetime import timedelta
 
@@ -5,11 +6,9 @@ import jwt
 import pytest
 import sqlalchemy as sa
 
-from favsync import client_verified, create_app
-from favsync.database import session
-from favsync.models import Client, MagicLink
+from favsync import client_verified
 
-from conftest import API, Auth
+from conftest import API, VISITOR, Auth, Client, MagicLink, count, database, rows
 
 SESSION_ID = "550e8400-e29b-41d4-a716-446655440000"
 
@@ -19,49 +18,47 @@ def claims_of(token, config):
 
 
 def test_following_the_link_logs_the_visitor_in(auth, inbox, config):
-    auth.request_link("visitor@example.com")
+    auth.request_link()
 
-    response = auth.follow(inbox.link_for("visitor@example.com"))
+    response = auth.follow(inbox.link_for(VISITOR))
 
     assert response.status_code == 200
     body = response.json
     assert set(body) == {"success", "client_id", "auth_token", "favorites", "email"}
     assert body["success"] is True
     assert body["favorites"] == []
-    assert body["email"] == "visitor@example.com"
+    assert body["email"] == VISITOR
     assert isinstance(body["client_id"], int)
 
 
 def test_the_auth_token_carries_exactly_the_seed_claims(auth, config):
     before = int(time.time())
-    body = auth.login("visitor@example.com")
+    body = auth.login()
 
     claims = claims_of(body["auth_token"], config)
     assert set(claims) == {"client_id", "brokerage_id", "email", "exp", "iat", "type"}
     assert claims["client_id"] == body["client_id"]
     assert claims["brokerage_id"] == 1
-    assert claims["email"] == "visitor@example.com"
+    assert claims["email"] == VISITOR
     assert claims["type"] == "favorites_auth"
     assert before <= claims["iat"] <= time.time()
     assert claims["exp"] - claims["iat"] == 90 * 24 * 3600
     assert jwt.get_unverified_header(body["auth_token"])["alg"] == "HS256"
 
 
-def test_the_auth_token_lifetime_is_configurable(config, inbox):
-    config["FAVSYNC_AUTH_TOKEN_TTL"] = 3600
-    body = Auth(create_app(config).test_client(), inbox).login("visitor@example.com")
+def test_the_auth_token_lifetime_is_configurable(make_app, config, inbox):
+    body = Auth(make_app(FAVSYNC_AUTH_TOKEN_TTL=3600).test_client(), inbox).login()
 
     claims = claims_of(body["auth_token"], config)
     assert claims["exp"] - claims["iat"] == 3600
 
 
 def test_a_second_login_finds_the_same_client(auth, app):
-    first = auth.login("visitor@example.com")
+    first = auth.login()
     second = auth.login("Visitor@Example.com")
 
     assert second["client_id"] == first["client_id"]
-    with app.app_context():
-        assert session().scalar(sa.select(sa.func.count()).select_from(Client)) == 1
+    assert count(app, Client) == 1
 
 
 def test_links_the_anonymous_session_to_the_client(auth, app):
@@ -71,24 +68,23 @@ def test_links_the_anonymous_session_to_the_client(auth, app):
         received.append(extra)
 
     with client_verified.connected_to(on_verified, app):
-        body = auth.login("visitor@example.com", headers={"X-Session-ID": SESSION_ID})
-        auth.login("visitor@example.com")  # a returning lead: created is false
+        body = auth.login(VISITOR, headers={"X-Session-ID": SESSION_ID})
+        auth.login(VISITOR)  # a returning lead: created is false
 
     assert received == [
         {"session_id": SESSION_ID, "client_id": body["client_id"], "brokerage_id": 1,
-         "email": "visitor@example.com", "created": True},
+         "email": VISITOR, "created": True},
         {"session_id": None, "client_id": body["client_id"], "brokerage_id": 1,
-         "email": "visitor@example.com", "created": False},
+         "email": VISITOR, "created": False},
     ]
-    with app.app_context():
-        link = session().scalar(sa.select(MagicLink).order_by(MagicLink.id).limit(1))
-        assert (link.session_id, link.client_id) == (SESSION_ID, body["client_id"])
-        assert link.used_at is not None
+    link = rows(app, sa.select(MagicLink).order_by(MagicLink.id))[0]
+    assert (link.session_id, link.client_id) == (SESSION_ID, body["client_id"])
+    assert link.used_at is not None
 
 
 def test_a_link_works_once(auth, inbox):
-    auth.request_link("visitor@example.com")
-    link = inbox.link_for("visitor@example.com")
+    auth.request_link()
+    link = inbox.link_for(VISITOR)
     assert auth.follow(link).status_code == 200
 
     response = auth.follow(link)
@@ -98,18 +94,16 @@ def test_a_link_works_once(auth, inbox):
 
 
 def test_an_expired_link_is_refused(auth, inbox, app):
-    auth.request_link("visitor@example.com")
-    with app.app_context():
-        link = session().scalar(sa.select(MagicLink))
+    auth.request_link()
+    with database(app) as session:
+        link = session.scalar(sa.select(MagicLink))
         link.expires_at = link.expires_at - timedelta(minutes=15, seconds=1)
-        session().commit()
 
-    response = auth.follow(inbox.link_for("visitor@example.com"))
+    response = auth.follow(inbox.link_for(VISITOR))
 
     assert response.status_code == 410
     assert response.json["error"]["code"] == "token_expired"
-    with app.app_context():
-        assert session().scalar(sa.select(MagicLink.used_at)) is None
+    assert rows(app, sa.select(MagicLink.used_at)) == [None]
 
 
 @pytest.mark.parametrize(
@@ -123,9 +117,9 @@ def test_an_unknown_or_malformed_link_is_refused(client, token):
     assert response.json["error"]["code"] == "invalid_token"
 
 
-def test_head_never_consumes_a_link(auth, inbox, client):
-    auth.request_link("visitor@example.com")
-    link = inbox.link_for("visitor@example.com")
+def test_head_never_consumes_a_link(auth, inbox):
+    auth.request_link()
+    link = inbox.link_for(VISITOR)
 
-    assert client.head(link.split("localhost", 1)[1]).status_code == 204
+    assert auth.follow(link, method="HEAD").status_code == 204
     assert auth.follow(link).status_code == 200
