@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # emails go to the console. Set FLASK_DEBUG=0 (and FAVSYNC_*) for real settings.
 DEV := FLASK_DEBUG=$${FLASK_DEBUG:-1}
 
-.PHONY: install run test test-postgres bench bench-scale serve upgrade migration clean
+.PHONY: install run test test-postgres bench bench-scale serve worker deliver upgrade migration clean
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,15 @@ bench-scale: install
 
 serve: install
 	$(BIN)/gunicorn --config gunicorn.conf.py
+
+# Celery worker delivering the outbox (needs FAVSYNC_CELERY_BROKER_URL, as `make serve` does);
+# --beat also runs the sweep every FAVSYNC_SWEEP_INTERVAL seconds (run exactly one beat).
+worker: install
+	$(BIN)/celery -A wsgi:celery worker --loglevel INFO $(WORKER_ARGS)
+
+# Deliver every due email and webhook once (for cron); `make deliver ARGS=--loop` keeps going.
+deliver: install
+	$(DEV) $(BIN)/flask --app wsgi favsync deliver $(ARGS)
 
 upgrade: install
 	$(DEV) $(BIN)/flask --app wsgi db upgrade

@@ -12,7 +12,25 @@ UNREACHABLE_STORE = "redis://127.0.0.1:9/0"  # discard port: nothing there
 
 def test_healthz_and_readyz(client):
     assert client.get("/healthz").json == {"status": "ok"}
-    assert client.get("/readyz").json == {"status": "ok"}
+    assert client.get("/readyz").json == {
+        "status": "ok", "delivery": {"oldest_undelivered_seconds": None},
+    }
+
+
+def test_readyz_reports_the_delivery_backlog_and_the_broker_without_failing(make_app, inbox):
+    closed_broker = "amqp://guest:guest@127.0.0.1:9//"  # discard port: nothing there
+    app = make_app(FAVSYNC_CELERY_BROKER_URL=closed_broker)
+    Auth(app.test_client(), inbox).request_link()  # queued: no worker, no broker
+    with database(app) as session:
+        session.execute(sa.text(
+            "UPDATE favsync_outbox SET created_at = :then"), {"then": datetime.now(timezone.utc) - timedelta(minutes=5)})
+
+    response = app.test_client().get("/readyz")
+
+    assert response.status_code == 200
+    delivery = response.json["delivery"]
+    assert delivery["broker"] == "unreachable"
+    assert 299 <= delivery["oldest_undelivered_seconds"] < 400
 
 
 @pytest.fixture
@@ -24,7 +42,7 @@ def test_readyz_names_an_unreachable_database(make_app, unreachable_database):
     response = make_app(**unreachable_database).test_client().get("/readyz")
 
     assert response.status_code == 503
-    assert response.json == {"status": "unavailable", "failing": ["database"]}
+    assert response.json == {"status": "unavailable", "failing": ["database"], "delivery": {}}
 
 
 def test_readyz_names_an_unreachable_rate_limit_store(make_app):
