@@ -60,7 +60,8 @@ def deliver(loop: bool) -> None:
 
     while True:
         tried = outbox.deliver()
-        click.echo(f"delivered or retried {tried} outbox messages")
+        if tried or not loop:  # a quiet loop prints nothing
+            click.echo(f"delivered or retried {tried} outbox messages")
         if not loop:
             return
         time.sleep(settings().sweep_interval)

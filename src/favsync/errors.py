@@ -122,13 +122,6 @@ def rate_limited(limit: str, retry_after: int) -> ApiError:
 
 # -- 503 ------------------------------------------------------------------------
 
-def mail_unavailable() -> ApiError:
-    return ApiError(
-        503, "mail_unavailable", "The email could not be sent; try again shortly.",
-        headers=_retry_after(30),
-    )
-
-
 def database_unavailable() -> ApiError:
     return ApiError(
         503, "database_unavailable", "The database is unavailable; try again shortly.",
