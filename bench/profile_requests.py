@@ -1,6 +1,6 @@
 """Where a favsync request spends its time: cProfile over in-process requests on PostgreSQL.
 
-Usage: python bench/profile_requests.py [list|sync10|sync500] [requests]
+Usage: python bench/profile_requests.py [list|sync10|sync500|magic] [requests]
 """
 import cProfile
 import os
@@ -11,7 +11,7 @@ import uuid
 import psycopg
 
 sys.path.insert(0, os.path.dirname(__file__))
-from run import ADMIN_DSN, API, SECRET, bearer, seed  # noqa: E402
+from run import ADMIN_DSN, API, BROKER_URI, REDIS_URI, SECRET, bearer, seed  # noqa: E402
 
 from favsync import create_app  # noqa: E402
 
@@ -28,6 +28,13 @@ def main() -> None:
             "FAVSYNC_SQLALCHEMY_DATABASE_URI": dsn.replace("postgresql://", "postgresql+psycopg://"),
             "FAVSYNC_SECRET_KEY": SECRET, "FAVSYNC_MAIL_SERVER": "127.0.0.1",
             "FAVSYNC_MAGIC_LINK_URL": "https://homes.example/verify?token={token}",
+            # As in `make bench`: limits in Redis, delivery by Celery (no worker: queued only).
+            "FAVSYNC_RATELIMIT_STORAGE_URI": REDIS_URI,
+            "FAVSYNC_RATELIMIT_KEY_PREFIX": f"favsync-profile-{name}",
+            "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP": "100000000 per hour",
+            "FAVSYNC_RATELIMIT_EMAILS_GLOBAL": "100000000 per hour",
+            "FAVSYNC_CELERY_BROKER_URL": BROKER_URI,
+            "FAVSYNC_CELERY_QUEUE": name,
         })
         with app.app_context():
             import flask_migrate
@@ -42,6 +49,8 @@ def main() -> None:
             "sync10": lambda c: client.post(f"{API}/sync", headers=bearer(c), json={"favorites": ids[:10]}),
             "sync500": lambda c: client.post(f"{API}/sync", headers=bearer(c),
                                              json={"favorites": ids + [f"N-{n}" for n in range(450)]}),
+            "magic": lambda c: client.post(f"{API}/magic-link",
+                                           json={"email": f"{uuid.uuid4().hex}@example.com"}),
         }
         call = calls[scenario]
         for c in range(1, 201):
@@ -57,6 +66,9 @@ def main() -> None:
         with app.app_context():
             app.extensions["favsync"].db.engine.dispose()
     finally:
+        from run import drop_queue
+
+        drop_queue(name)
         with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
