@@ -40,8 +40,10 @@ def record_lead(app, *, session_id, email, created, **extra):
     db.session.commit()
 
 
-def create_host_app(config: dict, *, register_blueprint: bool = True) -> Flask:
-    app = Flask(__name__)
+def create_host_app(
+    config: dict, *, register_blueprint: bool = True, subdomain_matching: bool = False
+) -> Flask:
+    app = Flask(__name__, subdomain_matching=subdomain_matching)
     app.config.update(config)
     db.init_app(app)
     mail.init_app(app)

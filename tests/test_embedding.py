@@ -53,10 +53,11 @@ def host(host_config):
         db.engine.dispose()
 
 
-def log_in(client, inbox, address="visitor@example.com", prefix="/favs", **kwargs):
-    assert client.post(f"{prefix}/magic-link", json={"email": address}, **kwargs).status_code == 202
+def log_in(client, inbox, address="visitor@example.com", prefix="/favs", base_url=None, **kwargs):
+    asked = client.post(f"{prefix}/magic-link", json={"email": address}, base_url=base_url, **kwargs)
+    assert asked.status_code == 202
     link = inbox.link_for(address)
-    response = client.get(urlsplit(link).path)
+    response = client.get(urlsplit(link).path, base_url=base_url)
     assert response.status_code == 200, response.json
     return link, response.json
 
@@ -166,6 +167,29 @@ def test_a_host_can_mount_the_blueprint_itself(host_config, inbox):
 
     assert urlsplit(link).path.startswith("/api/saved-homes/verify/")
     assert client.post("/favs/magic-link", json={"email": "x@example.com"}).status_code == 404
+
+
+def test_a_host_can_mount_favsync_on_a_subdomain_without_a_prefix(host_config, inbox):
+    def mount(app):
+        app.register_blueprint(favsync.blueprint, subdomain="api")
+
+    host_config.update(SERVER_NAME="lakeside.example",
+                       FAVSYNC_MAGIC_LINK_URL="https://api.lakeside.example/verify/{token}")
+    app = build(host_config, mount, register_blueprint=False, subdomain_matching=True)
+    client, api = app.test_client(), "http://api.lakeside.example"
+
+    link, login = log_in(client, inbox, prefix="", base_url=api)
+    bearer = {"Authorization": f"Bearer {login['auth_token']}"}
+    synced = client.post("/sync", json={"favorites": ["C9231328"]}, headers=bearer, base_url=api)
+    listed = client.get("/", headers=bearer, base_url=api)
+
+    assert link.startswith("https://api.lakeside.example/verify/")
+    assert synced.json["favorites"] == listed.json["favorites"] == ["C9231328"]
+    assert client.get_cookie("favsync_refresh", domain="api.lakeside.example").path == "/"
+    assert client.post("/token/refresh", base_url=api).status_code == 200
+    assert client.put("/", base_url=api).json["error"]["code"] == "method_not_allowed"
+    assert client.get("/no/such/path", base_url=api).json["error"]["code"] == "not_found"
+    assert client.get("/", base_url="http://lakeside.example").data == b"<h1>Lakeside Homes</h1>"
 
 
 def test_two_sites_in_one_process_keep_their_own_settings(host_config, inbox, backend):

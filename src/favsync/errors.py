@@ -8,7 +8,10 @@ import logging
 
 import sqlalchemy.exc
 from flask import Blueprint, Flask, current_app, jsonify, request
+from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+
+from .mounting import mount_root
 
 log = logging.getLogger("favsync")
 
@@ -194,14 +197,21 @@ ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "TRACE"]
 
 def add_catch_all(bp: Blueprint) -> None:
     """Route every other URL and method under `bp` to a JSON 404 or 405."""
-    bp.add_url_rule("", UNROUTED, _unrouted, methods=["POST", "PUT", "PATCH", "DELETE", "TRACE"])
-    bp.add_url_rule("/", UNROUTED, _unrouted, methods=ANY_METHOD)
-    bp.add_url_rule("/<path:_path>", UNROUTED, _unrouted, methods=ANY_METHOD)
+    bp.record(_add_catch_all)
+
+
+def _add_catch_all(state: BlueprintSetupState) -> None:
+    root = mount_root(state)
+    # GET on the root is the favourites list.
+    state.add_url_rule(root, UNROUTED, _unrouted, methods=[m for m in ANY_METHOD if m != "GET"])
+    if root == "":  # under a prefix, "<prefix>/" is another URL, and no route of favsync's
+        state.add_url_rule("/", UNROUTED, _unrouted, methods=ANY_METHOD)
+    state.add_url_rule("/<path:_path>", UNROUTED, _unrouted, methods=ANY_METHOD)
 
 
 def _unrouted(_path: str = ""):
     """Raise 405 if another method would match this URL, else 404."""
-    adapter = current_app.url_map.bind_to_environ(request.environ)
+    adapter = current_app.create_url_adapter(request)  # Flask's, with SERVER_NAME and subdomains
     allowed = [method for method in ANY_METHOD if _routes_elsewhere(adapter, method)]
     if allowed:
         raise MethodNotAllowed(valid_methods=allowed)

@@ -24,8 +24,9 @@ def _shipped() -> dict:
 def document(prefix: str, max_favorites: int) -> dict:
     """The shipped document with this app's prefix and favourites limit."""
     doc = copy.deepcopy(_shipped())
-    doc["paths"] = {
-        prefix + path.removeprefix(DEFAULT_PREFIX): item for path, item in doc["paths"].items()
+    doc["paths"] = {  # mounted without a prefix (on a subdomain), the list is at "/"
+        (prefix + path.removeprefix(DEFAULT_PREFIX)) or "/": item
+        for path, item in doc["paths"].items()
     }
     sync = doc["components"]["schemas"]["SyncRequest"]["properties"]["favorites"]
     sync["maxItems"] = max_favorites
