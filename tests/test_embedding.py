@@ -108,12 +108,15 @@ def test_host_pages_stay_html_and_favsync_errors_stay_json(host):
     assert client.get("/nowhere").data == b"<h1>Page not found</h1>"
     assert client.get("/boom").data == b"<h1>Sorry, our fault</h1>"
     assert client.post("/").data == b"<h1>Not like that</h1>"
+    assert set(client.options("/").headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    assert client.options("/favs/sync").headers["Allow"] == "POST, DELETE, OPTIONS"
     for response, status, code in [
         (client.get("/favs/nowhere/at/all"), 404, "not_found"),
         (client.get("/favs/magic-link"), 405, "method_not_allowed"),
         (client.put("/favs"), 405, "method_not_allowed"),
         (client.get("/favs/"), 404, "not_found"),
         (client.open("/favs/sync", method="TRACE"), 405, "method_not_allowed"),
+        (client.options("/favs/nowhere/at/all"), 404, "not_found"),
         (client.get("/favs"), 401, "unauthorized"),
         (client.post("/favs/magic-link", json={"email": "nope"}), 400, "validation_error"),
     ]:

@@ -193,11 +193,13 @@ def register(target: Blueprint | Flask) -> None:
 # These routes catch what no favsync route matched and answer in favsync's JSON.
 UNROUTED = "unrouted"
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "TRACE"]
+ALLOW_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "TRACE"]
 
 
 def add_catch_all(bp: Blueprint) -> None:
-    """Route every other URL and method under `bp` to a JSON 404 or 405."""
+    """Route every other URL and method under `bp` to a JSON 404 or 405; answer OPTIONS."""
     bp.record(_add_catch_all)
+    bp.before_request(_answer_options)
 
 
 def _add_catch_all(state: BlueprintSetupState) -> None:
@@ -211,11 +213,32 @@ def _add_catch_all(state: BlueprintSetupState) -> None:
 
 def _unrouted(_path: str = ""):
     """Raise 405 if another method would match this URL, else 404."""
-    adapter = current_app.create_url_adapter(request)  # Flask's, with SERVER_NAME and subdomains
-    allowed = [method for method in ANY_METHOD if _routes_elsewhere(adapter, method)]
+    allowed = allowed_methods()
     if allowed:
         raise MethodNotAllowed(valid_methods=allowed)
     raise NotFound()
+
+
+def _answer_options():
+    """Answer OPTIONS with the methods of favsync's route at this URL, or a JSON 404.
+
+    Werkzeug's automatic answer would list the catch-all's methods too (every one).
+    """
+    if request.method != "OPTIONS":
+        return None
+    allowed = allowed_methods()
+    if not allowed:
+        raise NotFound()
+    response = current_app.response_class(status=204, headers={"Allow": ", ".join(allowed)})
+    del response.headers["Content-Type"]  # no body, so no type
+    return response
+
+
+def allowed_methods() -> list[str]:
+    """The methods favsync's own routes answer at this URL (OPTIONS included), or []."""
+    adapter = current_app.create_url_adapter(request)  # Flask's, with SERVER_NAME and subdomains
+    allowed = [method for method in ALLOW_ORDER if _routes_elsewhere(adapter, method)]
+    return [*allowed, "OPTIONS"] if allowed else []
 
 
 def _routes_elsewhere(adapter, method: str) -> bool:
@@ -223,4 +246,4 @@ def _routes_elsewhere(adapter, method: str) -> bool:
         endpoint, _ = adapter.match(method=method)
     except HTTPException:
         return False
-    return endpoint != f"{request.blueprint}.{UNROUTED}"
+    return not endpoint.endswith(f".{UNROUTED}")
