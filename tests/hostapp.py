@@ -41,15 +41,18 @@ def record_lead(app, *, session_id, email, created, **extra):
 
 
 def create_host_app(
-    config: dict, *, register_blueprint: bool = True, subdomain_matching: bool = False
+    config: dict, *, mail_first: bool = True, subdomain_matching: bool = False, **favsync_options
 ) -> Flask:
     app = Flask(__name__, subdomain_matching=subdomain_matching)
     app.config.update(config)
     db.init_app(app)
-    mail.init_app(app)
+    if mail_first:
+        mail.init_app(app)
     limiter.init_app(app)
     Migrate(app, db, include_name=favsync.include_name)  # leave favsync's tables alone
-    favorites.init_app(app, db=db, register_blueprint=register_blueprint)
+    favorites.init_app(app, db=db, **favsync_options)
+    if not mail_first:
+        mail.init_app(app)  # the order does not matter to favsync
     limiter.exempt(  # optional: favsync keeps its own limits
         favsync.blueprint,
         flags=ExemptionScope.DEFAULT | ExemptionScope.APPLICATION | ExemptionScope.DESCENDENTS,

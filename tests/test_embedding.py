@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 import favsync
+from favsync.config import ConfigError
 from hostapp import Lead, create_host_app, db
 
 from conftest import ROOT
@@ -78,10 +79,32 @@ def test_one_call_gives_the_host_the_whole_api(host, inbox):
 
 def test_favsync_uses_the_hosts_database_and_mail(host):
     assert host.extensions["favsync"].db is db
-    assert host.extensions["mail"] is host.extensions["favsync"].mailer._state
     with host.app_context():
+        assert host.extensions["favsync"].mailer.flask_mail() is host.extensions["mail"]
         tables = set(sa.inspect(db.engine).get_table_names())
     assert {"listings", "leads", "favsync_clients", "favsync_favorites"} <= tables
+
+
+@pytest.mark.parametrize("mail_first", [True, False], ids=["mail-first", "mail-after"])
+@pytest.mark.parametrize("mode", [{}, {"TESTING": True}, {"DEBUG": True}],
+                         ids=["production", "testing", "debug"])
+def test_the_hosts_flask_mail_sends_whichever_is_initialised_first(host_config, inbox, mail_first,
+                                                                   mode):
+    client = build({**host_config, **mode}, mail_first=mail_first).test_client()
+
+    log_in(client, inbox)
+
+    [message] = inbox.to("visitor@example.com")
+    assert message["From"] == "Lakeside Homes <hello@lakeside.example>"
+
+
+def test_without_any_mail_setting_start_up_says_what_to_do(host_config):
+    del host_config["MAIL_SERVER"]  # Flask-Mail would default to 127.0.0.1 once initialised
+
+    with pytest.raises(ConfigError) as refused:
+        create_host_app(host_config, mail_first=False)
+
+    assert "Set FAVSYNC_MAIL_SERVER, or set the site's MAIL_SERVER" in str(refused.value)
 
 
 def test_the_host_hears_about_new_leads(host, inbox):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import smtplib
 
-from flask import Flask, render_template
+from flask import Flask, current_app, render_template
 from flask_mail import Connection, Mail, Message
 
 from .config import ConfigError, Settings
@@ -33,16 +33,17 @@ class TimeoutConnection(Connection):
 class Mailer:
     """Sends favsync's emails by SMTP, or writes them to the log in development."""
 
-    def __init__(self, state, sender: str, timeout: int) -> None:
-        self._state = state  # Flask-Mail's per-app state; None writes emails to the log
-        self.sender = sender
+    def __init__(self, own, sender: str | None, timeout: int) -> None:
+        self._own = own  # Flask-Mail state from FAVSYNC_MAIL_*; None: the host's Flask-Mail
+        self._sender = sender  # FAVSYNC_MAIL_DEFAULT_SENDER
         self.timeout = timeout
 
     @classmethod
     def for_app(cls, app: Flask, settings: Settings) -> Mailer:
         """Use FAVSYNC_MAIL_* if set, else the host's Flask-Mail, else (debug only) the log."""
+        own = None
         if settings.mail_server is not None:
-            state = Mail().init_mail(
+            own = Mail().init_mail(
                 {
                     "MAIL_SERVER": settings.mail_server,
                     "MAIL_PORT": settings.mail_port,
@@ -55,41 +56,48 @@ class Mailer:
                 }
             )
             # Flask-Mail's Message reads app.extensions["mail"]; never replace a host's.
-            app.extensions.setdefault("mail", state)
-        elif "mail" in app.extensions:
-            state = app.extensions["mail"]
-        elif app.debug or app.testing:
-            state = None
-        else:
+            app.extensions.setdefault("mail", own)
+        elif not (app.debug or app.testing or "mail" in app.extensions or "MAIL_SERVER" in app.config):
             raise ConfigError(
-                "FAVSYNC_MAIL_SERVER is not set: outside debug and testing favsync sends "
-                "magic links by SMTP and will not write them to the log"
+                "FAVSYNC_MAIL_SERVER is not set and the app has no Flask-Mail settings: outside "
+                "debug and testing favsync sends magic links by SMTP and will not write them to "
+                "the log. Set FAVSYNC_MAIL_SERVER, or set the site's MAIL_SERVER (favsync then "
+                "sends through the site's Flask-Mail, whether mail.init_app(app) runs before or "
+                "after favsync's)"
             )
-        sender = settings.mail_default_sender or getattr(state, "default_sender", None)
-        return cls(state, sender or "no-reply@localhost", settings.mail_timeout)
+        return cls(own, settings.mail_default_sender, settings.mail_timeout)
+
+    def flask_mail(self):
+        """The Flask-Mail state that sends: favsync's own, else the app's (looked up now, so a
+        host may initialise Flask-Mail before or after favsync); None if there is neither."""
+        return self._own or current_app.extensions.get("mail")
 
     def send_magic_link(
         self, *, to: str, brokerage: str, url: str, code: str, minutes: int
     ) -> None:
         """Email a sign-in link and code; raise a 503 ApiError if SMTP will not take it."""
         context = {"brokerage": brokerage, "url": url, "code": code, "minutes": minutes}
-        message = Message(
+        self._send(
             subject=f"Your sign-in link for {brokerage}",
             recipients=[to],
-            sender=self.sender,
             body=render_template("favsync/email/magic_link.txt", **context),
             html=render_template("favsync/email/magic_link.html", **context),
         )
-        self._send(message)
 
-    def _send(self, message: Message) -> None:
-        if self._state is None:
+    def _send(self, **fields) -> None:
+        state = self.flask_mail()
+        if state is None:
+            if not (current_app.debug or current_app.testing):
+                log.error("cannot send email: the site set MAIL_SERVER but never initialised "
+                          "Flask-Mail (mail.init_app(app)); nor is FAVSYNC_MAIL_SERVER set")
+                raise mail_unavailable()
             log.warning("No mail server configured (FAVSYNC_MAIL_SERVER); the email to %s:\n%s",
-                        ", ".join(message.recipients), message.body)
+                        ", ".join(fields["recipients"]), fields["body"])
             return
+        sender = self._sender or state.default_sender or "no-reply@localhost"
         try:
-            with TimeoutConnection(self._state, self.timeout) as connection:
-                connection.send(message)
+            with TimeoutConnection(state, self.timeout) as connection:
+                connection.send(Message(sender=sender, **fields))
         except (smtplib.SMTPException, OSError) as exc:
             log.error("could not send email: %s", exc.__class__.__name__)
             raise mail_unavailable() from None
