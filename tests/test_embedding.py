@@ -115,6 +115,15 @@ def test_the_host_hears_about_new_leads(host, inbox):
     assert leads == [("visitor@example.com", SESSION_ID)]
 
 
+def test_a_returning_visitor_is_not_a_new_lead(host, inbox):
+    client = host.test_client()
+    log_in(client, inbox, headers={"X-Session-ID": SESSION_ID})
+    log_in(client, inbox)  # later, from another device
+
+    with host.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 1
+
+
 def test_a_failing_host_hook_does_not_break_the_login(host, inbox, caplog):
     with host.app_context():
         Lead.__table__.drop(db.engine)  # the CRM hook will fail
