@@ -1,5 +1,5 @@
 """A brokerage's existing Flask site, embedding favsync as README.md shows."""
-from flask import Flask, request
+from flask import Flask, render_template_string, request
 from flask_limiter import ExemptionScope, Limiter
 from flask_mail import Mail
 from flask_migrate import Migrate
@@ -62,6 +62,17 @@ def create_host_app(
     @app.get("/")
     def home():
         return "<h1>Lakeside Homes</h1>"
+
+    @app.get("/saved-homes")
+    def saved_homes():
+        visitor = favsync.current_client()  # by the refresh cookie, or a Bearer token
+        if visitor is None:
+            return "<p>Sign in to see your saved homes.</p>"
+        return render_template_string(
+            "<p>{{ email }}: {{ ids|join(' ') }}</p>",
+            email=visitor.email,
+            ids=favsync.favorites_of(visitor.id),
+        )
 
     @app.get("/boom")
     def boom():

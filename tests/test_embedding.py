@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 import favsync
 from favsync.config import ConfigError
+from favsync.models import RefreshToken
 from hostapp import Lead, create_host_app, db
 
 from conftest import ROOT
@@ -132,6 +133,37 @@ def test_a_failing_host_hook_does_not_break_the_login(host, inbox, caplog):
 
     assert login["success"] is True
     assert "a favsync.client-verified receiver failed" in caplog.text
+
+
+def test_a_host_page_sees_the_visitor_by_the_refresh_cookie_without_rotating_it(host_config, inbox):
+    host_config["FAVSYNC_REFRESH_COOKIE_PATH"] = "/"  # the site's pages get the cookie too
+    app = build(host_config)
+    client = app.test_client()
+    _, login = log_in(client, inbox)
+    client.post("/favs/sync", json={"favorites": ["C9231328", "98970014"]},
+                headers={"Authorization": f"Bearer {login['auth_token']}"})
+    cookie = client.get_cookie("favsync_refresh")  # as the server set it, sent back by the client
+
+    page = client.get("/saved-homes")
+
+    assert cookie.path == "/"
+    assert page.data == b"<p>visitor@example.com: C9231328 98970014</p>"
+    assert client.get_cookie("favsync_refresh").value == cookie.value
+    with app.app_context():
+        assert db.session.scalar(sa.select(RefreshToken.rotated_at)) is None
+    assert client.post("/favs/token/refresh").status_code == 200  # still the live cookie
+
+
+def test_by_default_only_favsyncs_paths_get_the_cookie_and_a_page_needs_the_token(host, inbox):
+    client = host.test_client()
+    _, login = log_in(client, inbox)
+
+    signed_out = client.get("/saved-homes")
+    by_token = client.get("/saved-homes", headers={"Authorization": f"Bearer {login['auth_token']}"})
+
+    assert client.get_cookie("favsync_refresh", path="/favs") is not None
+    assert signed_out.data == b"<p>Sign in to see your saved homes.</p>"
+    assert by_token.data == b"<p>visitor@example.com: </p>"
 
 
 def test_host_pages_stay_html_and_favsync_errors_stay_json(host):

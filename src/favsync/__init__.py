@@ -8,19 +8,24 @@ from flask import Flask
 from flask_migrate import Migrate
 
 from . import errors, health
+from .auth import CurrentClient, current_client
 from .config import load_environment
 from .database import MIGRATIONS_DIRECTORY, include_name
 from .extension import FavSync, api as blueprint
 from .requestlog import init_request_log
 from .signals import client_verified, favorites_changed
 from .state import EXTENSION_KEY
+from .sync import listing_ids as favorites_of
 
 __all__ = [
+    "CurrentClient",
     "FavSync",
     "blueprint",
     "client_verified",
     "create_app",
+    "current_client",
     "favorites_changed",
+    "favorites_of",
     "include_name",
 ]
 

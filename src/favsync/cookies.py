@@ -1,5 +1,5 @@
 """The refresh-token cookie: HttpOnly, never in a response body."""
-from flask import Response, url_for
+from flask import Response, current_app, url_for
 
 from .state import settings
 
@@ -7,8 +7,13 @@ REFRESH_COOKIE = "favsync_refresh"
 
 
 def _path() -> str:
-    # favsync's API path, wherever the host mounted it: both /token/refresh and
-    # /logout need the cookie, no other path of the site gets it.
+    # By default favsync's API path, wherever the host mounted it: both
+    # /token/refresh and /logout need the cookie, no other path of the site gets
+    # it. A host whose pages call favsync.current_client() sets "/".
+    # (Read here until config.py declares FAVSYNC_REFRESH_COOKIE_PATH.)
+    configured = current_app.config.get("FAVSYNC_REFRESH_COOKIE_PATH")
+    if configured:
+        return configured
     return url_for("favsync.auth.refresh_auth_token").removesuffix("/token/refresh") or "/"
 
 
