@@ -1,4 +1,5 @@
 """favsync inside an existing Flask site: one call, and neither side breaks the other."""
+import logging
 import os
 import subprocess
 import sys
@@ -257,6 +258,32 @@ def test_a_host_can_mount_favsync_on_a_subdomain_without_a_prefix(host_config, i
     assert client.put("/", base_url=api).json["error"]["code"] == "method_not_allowed"
     assert client.get("/no/such/path", base_url=api).json["error"]["code"] == "not_found"
     assert client.get("/", base_url="http://lakeside.example").data == b"<h1>Lakeside Homes</h1>"
+
+
+@pytest.fixture
+def host_with_operations(host_config):
+    # Built before the test runs: running migrations resets the root logger, and caplog with it.
+    app = build(host_config, operations=True)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_operations_are_the_hosts_choice(host_with_operations, host, caplog):
+    caplog.set_level(logging.INFO, logger="favsync.requests")
+    with_operations = host_with_operations.test_client()
+    without = host.test_client()
+
+    health = with_operations.get("/healthz")
+    ready = with_operations.get("/readyz")
+    page = with_operations.get("/", headers={"X-Request-ID": "req-7"})
+
+    assert (health.json, ready.json) == ({"status": "ok"}, {"status": "ok"})
+    assert page.headers["X-Request-ID"] == "req-7"
+    assert caplog.records[-1].getMessage().startswith("req-7 GET / 200 ")
+    assert with_operations.get("/favs").headers["X-Request-ID"]
+    assert without.get("/healthz").data == b"<h1>Page not found</h1>"
+    assert "X-Request-ID" not in without.get("/favs").headers
 
 
 def test_two_sites_in_one_process_keep_their_own_settings(host_config, inbox, backend):
