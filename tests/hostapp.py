@@ -32,6 +32,13 @@ class Lead(db.Model):
     session_id: Mapped[str | None]
 
 
+def include_name(name, type_, parent_names):
+    """The site's own migration filter, combined with favsync's."""
+    if type_ == "table" and name == "spatial_ref_sys":  # PostGIS's table, not the site's
+        return False
+    return favsync.include_name(name, type_, parent_names)
+
+
 def record_lead(app, *, session_id, email, created, **extra):
     """The moment an anonymous visitor becomes a lead: tell the CRM (once per lead)."""
     if not created:
@@ -49,7 +56,7 @@ def create_host_app(
     if mail_first:
         mail.init_app(app)
     limiter.init_app(app)
-    Migrate(app, db, include_name=favsync.include_name)  # leave favsync's tables alone
+    Migrate(app, db, include_name=include_name)  # leave favsync's tables alone
     favorites.init_app(app, db=db, **favsync_options)
     if not mail_first:
         mail.init_app(app)  # the order does not matter to favsync

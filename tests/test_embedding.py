@@ -1,6 +1,7 @@
 """favsync inside an existing Flask site: one call, and neither side breaks the other."""
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,24 @@ def test_one_call_gives_the_host_the_whole_api(host, inbox):
     assert synced.json["favorites"] == ["C9231328", "98970014"]
     assert deleted.json["favorites"] == client.get("/favs", headers=bearer).json["favorites"] == ["98970014"]
     assert inbox.to("visitor@example.com")[0]["From"] == "Lakeside Homes <hello@lakeside.example>"
+
+
+def test_the_site_overrides_the_email_text_and_keeps_favsyncs_html(host, inbox):
+    with host.app_context():
+        db.session.execute(sa.text("UPDATE favsync_brokerages SET name = 'Lakeside Homes'"))
+        db.session.commit()
+    link, _ = log_in(host.test_client(), inbox)
+
+    [message] = inbox.to("visitor@example.com")
+    text = message.get_body(("plain",)).get_content()
+    code = re.search(r"type (\d{6}) where", text).group(1)
+    assert text.splitlines() == [
+        "Hello from Lakeside Homes!",
+        "",
+        f"Open {link} to see your saved homes on this device too,",
+        f"or type {code} where you asked. Both work once, for 15 minutes.",
+    ]
+    assert "Sign in to Lakeside Homes</a>" in message.get_body(("html",)).get_content()
 
 
 def test_favsync_uses_the_hosts_database_and_mail(host):
@@ -307,6 +326,8 @@ def test_host_migrations_leave_favsync_tables_alone(host_config, tmp_path):
     runner = app.test_cli_runner()
     assert runner.invoke(args=["favsync", "db", "upgrade"]).exit_code == 0
     with app.app_context():
+        with db.engine.begin() as connection:  # a table the site's own filter skips
+            connection.execute(sa.text("CREATE TABLE spatial_ref_sys (srid INTEGER PRIMARY KEY)"))
         flask_migrate.init(directory=host_migrations)
         flask_migrate.migrate(directory=host_migrations, message="host tables")
         flask_migrate.upgrade(directory=host_migrations)
@@ -316,6 +337,7 @@ def test_host_migrations_leave_favsync_tables_alone(host_config, tmp_path):
 
     [revision] = list(Path(host_migrations, "versions").glob("*.py"))
     assert "favsync" not in revision.read_text()
+    assert "spatial_ref_sys" not in revision.read_text()
     assert "create_table('listings'" in revision.read_text()
     assert {"listings", "leads", "alembic_version", "favsync_alembic_version",
             "favsync_favorites"} <= tables

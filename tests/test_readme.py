@@ -1,8 +1,10 @@
-"""README.md as a user follows it: `make run` on a port of their choice, the curl walk-through."""
+"""README.md as a user follows it: `make run` on a port of their choice, the curl walk-through,
+the landing page for the emailed link."""
 import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -10,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, free_port
+from conftest import API, ROOT, free_port
 
 pytestmark = pytest.mark.server
 
@@ -71,6 +73,11 @@ def without_token(document: dict) -> dict:
     return {**document, "auth_token": "..."} if "auth_token" in document else document
 
 
+def test_the_email_template_shown_is_the_one_the_host_site_overrides_with():
+    [shown] = blocks("Embedding in an existing Flask site", "jinja")
+    assert shown == (ROOT / "tests/templates/favsync/email/magic_link.txt").read_text()
+
+
 @pytest.mark.parametrize("how", [("PORT={port}",), ()], ids=["make-variable", "FLASK_RUN_PORT"])
 def test_make_run_serves_on_the_port_given(tmp_path, how):
     port = free_port()
@@ -100,3 +107,53 @@ def test_the_curl_walk_through_answers_as_shown_and_writes_nothing_into_the_chec
     assert [without_token(answer) for answer in answers] == [without_token(s) for s in shown]
     assert answers[1]["auth_token"].startswith("eyJ")
     assert bash("git status --porcelain --ignored") == checkout_before
+
+
+# Runs a page's script in Node.js with just enough of a browser: a button to
+# click, localStorage, location; fetch goes to a real favsync and is recorded.
+BROWSER = """
+const fs = require("fs");
+const vm = require("vm");
+const [base, token, script] = process.argv.slice(2);
+const calls = [];
+const store = {hearts: JSON.stringify(["C9231328", "98970014"])};
+const elements = {};
+const element = (id) => (elements[id] ??= {
+  textContent: "", listeners: {}, addEventListener(type, f) { this.listeners[type] = f; },
+});
+const page = vm.createContext({
+  document: {getElementById: element},
+  location: {search: `?token=${token}`, assign(url) { calls.push({assign: url}); }},
+  localStorage: {getItem: (k) => store[k] ?? null, setItem: (k, v) => { store[k] = String(v); }},
+  URLSearchParams,
+  fetch: async (url, options) => { calls.push({url, ...options}); return fetch(base + url, options); },
+});
+vm.runInContext(fs.readFileSync(script, "utf8"), page);
+const onLoad = calls.length;
+element("sign-in").listeners.click().then(() => console.log(JSON.stringify(
+  {onLoad, calls, hearts: JSON.parse(store.hearts), status: element("status").textContent})));
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to run the README's page")
+def test_the_landing_page_signs_in_only_when_the_visitor_clicks(start_server, inbox, tmp_path):
+    server = start_server()
+    assert server.request("POST", f"{API}/magic-link", {"email": "v@example.com"}).status == 202
+    token = inbox.link_for("v@example.com").rsplit("/", 1)[1]
+    [page] = blocks("Login flow for a brokerage front end", "html")
+    (tmp_path / "page.js").write_text(re.search(r"<script>(.*)</script>", page, re.S).group(1))
+    (tmp_path / "browser.js").write_text(BROWSER)
+
+    ran = subprocess.run(["node", "browser.js", server.url, token, "page.js"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout)
+    assert result["onLoad"] == 0  # opening the page (a mail scanner) sends nothing
+    verify, sync, leave = result["calls"]
+    assert (verify["url"], verify["method"], verify["credentials"]) == (f"{API}/verify", "POST", "include")
+    assert json.loads(verify["body"]) == {"token": token}
+    assert (sync["url"], json.loads(sync["body"])) == (f"{API}/sync", {"favorites": ["C9231328", "98970014"]})
+    assert leave == {"assign": "/"}
+    assert result["hearts"] == ["C9231328", "98970014"] and result["status"] == ""
+    assert server.request("POST", f"{API}/verify", {"token": token}).body["error"]["code"] == "token_used"
