@@ -213,7 +213,7 @@ def _add_catch_all(state: BlueprintSetupState) -> None:
 
 def _unrouted(_path: str = ""):
     """Raise 405 if another method would match this URL, else 404."""
-    allowed = allowed_methods()
+    allowed = _allowed_methods()
     if allowed:
         raise MethodNotAllowed(valid_methods=allowed)
     raise NotFound()
@@ -226,7 +226,7 @@ def _answer_options():
     """
     if request.method != "OPTIONS":
         return None
-    allowed = allowed_methods()
+    allowed = _allowed_methods()
     if not allowed:
         raise NotFound()
     response = current_app.response_class(status=204, headers={"Allow": ", ".join(allowed)})
@@ -234,7 +234,7 @@ def _answer_options():
     return response
 
 
-def allowed_methods() -> list[str]:
+def _allowed_methods() -> list[str]:
     """The methods favsync's own routes answer at this URL (OPTIONS included), or []."""
     adapter = current_app.create_url_adapter(request)  # Flask's, with SERVER_NAME and subdomains
     allowed = [method for method in ALLOW_ORDER if _routes_elsewhere(adapter, method)]
