@@ -1,5 +1,7 @@
 # favsync: `make run` serves on http://127.0.0.1:5000, `make test` runs the tests.
 PYTHON ?= python3
+# `make run PORT=5001` (or FLASK_RUN_PORT=5001 make run) serves on another port.
+PORT ?= $(or $(FLASK_RUN_PORT),5000)
 VENV := .venv
 BIN := $(VENV)/bin
 # Development targets run in debug mode: a secret key is kept in instance/ and
@@ -20,7 +22,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 run: install
 	$(DEV) $(BIN)/flask --app wsgi db upgrade
-	$(DEV) $(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000
+	$(DEV) $(BIN)/flask --app wsgi run --host 127.0.0.1 --port $(PORT)
 
 test: install
 	$(BIN)/python -m pytest

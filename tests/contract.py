@@ -5,6 +5,7 @@ import functools
 import re
 
 from jsonschema import Draft202012Validator
+from werkzeug.exceptions import HTTPException
 
 from favsync.openapi import document
 
@@ -31,6 +32,15 @@ def deref(doc: dict, node: dict) -> dict:
             target = target[part.replace("~1", "/").replace("~0", "~")]
         node = target
     return node
+
+
+def served_by_favsync(app, request) -> bool:
+    """Whether a favsync route (or its catch-all) answered: a host's own pages are not checked."""
+    try:
+        endpoint, _ = app.create_url_adapter(request).match(method=request.method)
+    except HTTPException:
+        return False
+    return endpoint.startswith("favsync.")
 
 
 def check(app, method: str, path: str, response) -> None:

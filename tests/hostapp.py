@@ -1,5 +1,5 @@
 """A brokerage's existing Flask site, embedding favsync as README.md shows."""
-from flask import Flask, request
+from flask import Flask, render_template_string, request
 from flask_limiter import ExemptionScope, Limiter
 from flask_mail import Mail
 from flask_migrate import Migrate
@@ -32,6 +32,13 @@ class Lead(db.Model):
     session_id: Mapped[str | None]
 
 
+def include_name(name, type_, parent_names):
+    """The site's own migration filter, combined with favsync's."""
+    if type_ == "table" and name == "spatial_ref_sys":  # PostGIS's table, not the site's
+        return False
+    return favsync.include_name(name, type_, parent_names)
+
+
 def record_lead(app, *, session_id, email, created, **extra):
     """The moment an anonymous visitor becomes a lead: tell the CRM (once per lead)."""
     if not created:
@@ -40,14 +47,19 @@ def record_lead(app, *, session_id, email, created, **extra):
     db.session.commit()
 
 
-def create_host_app(config: dict, *, register_blueprint: bool = True) -> Flask:
-    app = Flask(__name__)
+def create_host_app(
+    config: dict, *, mail_first: bool = True, subdomain_matching: bool = False, **favsync_options
+) -> Flask:
+    app = Flask(__name__, subdomain_matching=subdomain_matching)
     app.config.update(config)
     db.init_app(app)
-    mail.init_app(app)
+    if mail_first:
+        mail.init_app(app)
     limiter.init_app(app)
-    Migrate(app, db, include_name=favsync.include_name)  # leave favsync's tables alone
-    favorites.init_app(app, db=db, register_blueprint=register_blueprint)
+    Migrate(app, db, include_name=include_name)  # leave favsync's tables alone
+    favorites.init_app(app, db=db, **favsync_options)
+    if not mail_first:
+        mail.init_app(app)  # the order does not matter to favsync
     limiter.exempt(  # optional: favsync keeps its own limits
         favsync.blueprint,
         flags=ExemptionScope.DEFAULT | ExemptionScope.APPLICATION | ExemptionScope.DESCENDENTS,
@@ -57,6 +69,17 @@ def create_host_app(config: dict, *, register_blueprint: bool = True) -> Flask:
     @app.get("/")
     def home():
         return "<h1>Lakeside Homes</h1>"
+
+    @app.get("/saved-homes")
+    def saved_homes():
+        visitor = favsync.current_client()  # by the refresh cookie, or a Bearer token
+        if visitor is None:
+            return "<p>Sign in to see your saved homes.</p>"
+        return render_template_string(
+            "<p>{{ email }}: {{ ids|join(' ') }}</p>",
+            email=visitor.email,
+            ids=favsync.favorites_of(visitor.id),
+        )
 
     @app.get("/boom")
     def boom():

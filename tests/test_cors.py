@@ -18,7 +18,8 @@ def test_a_listed_site_gets_its_preflight_answered(cors_client):
         "Origin": SITE, "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "authorization, content-type"})
 
-    assert response.status_code == 200
+    assert response.status_code == 204
+    assert response.headers["Allow"] == "POST, DELETE, OPTIONS"  # /sync, and DELETE /<listing_id>
     assert response.headers["Access-Control-Allow-Origin"] == SITE
     assert response.headers["Access-Control-Allow-Credentials"] == "true"
     assert "POST" in response.headers["Access-Control-Allow-Methods"]

@@ -1,5 +1,7 @@
 """favsync inside an existing Flask site: one call, and neither side breaks the other."""
+import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,57 +12,178 @@ import pytest
 import sqlalchemy as sa
 
 import favsync
+from favsync.config import ConfigError
+from favsync.models import RefreshToken
 from hostapp import Lead, create_host_app, db
 
-from conftest import ROOT, Auth, bearer, dispose, settings
+from conftest import ROOT
 
 SESSION_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
 
 @pytest.fixture
-def host(make_host):
-    return make_host()
+def host_config(backend, inbox):
+    with backend.scratch_database() as database_uri:
+        yield {
+            "SQLALCHEMY_DATABASE_URI": database_uri,
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": inbox.port,
+            "MAIL_DEFAULT_SENDER": "Lakeside Homes <hello@lakeside.example>",
+            "MAIL_SUPPRESS_SEND": False,
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "FAVSYNC_SECRET_KEY": "host-secret-key-that-is-long-enough-for-hs256",
+            "FAVSYNC_URL_PREFIX": "/favs",
+            "FAVSYNC_MAGIC_LINK_URL": "https://lakeside.example/favs/verify/{token}",
+            **backend.ratelimit_storage(),
+        }
+
+
+def build(config, mount=None, **kwargs):
+    app = create_host_app(config, **kwargs)
+    if mount:
+        mount(app)
+    result = app.test_cli_runner().invoke(args=["favsync", "db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        db.create_all()  # the host's own tables (a real host runs its own migrations)
+    return app
+
+
+@pytest.fixture
+def host(host_config):
+    app = build(host_config)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def log_in(client, inbox, address="visitor@example.com", prefix="/favs", base_url=None, **kwargs):
+    asked = client.post(f"{prefix}/magic-link", json={"email": address}, base_url=base_url, **kwargs)
+    assert asked.status_code == 202
+    link = inbox.link_for(address)
+    response = client.get(urlsplit(link).path, base_url=base_url)
+    assert response.status_code == 200, response.json
+    return link, response.json
 
 
 def test_one_call_gives_the_host_the_whole_api(host, inbox):
     client = host.test_client()
-    login = Auth(client, inbox, prefix="/favs").login(headers={"X-Session-ID": SESSION_ID})
-    headers = bearer(login["auth_token"])
+    link, login = log_in(client, inbox, headers={"X-Session-ID": SESSION_ID})
+    bearer = {"Authorization": f"Bearer {login['auth_token']}"}
 
-    synced = client.post("/favs/sync", json={"favorites": ["C9231328", "98970014"]}, headers=headers)
-    deleted = client.delete("/favs/C9231328", headers=headers)
+    synced = client.post("/favs/sync", json={"favorites": ["C9231328", "98970014"]}, headers=bearer)
+    deleted = client.delete("/favs/C9231328", headers=bearer)
 
-    assert urlsplit(inbox.link_for("visitor@example.com")).path.startswith("/favs/verify/")
+    assert urlsplit(link).path.startswith("/favs/verify/")
     assert synced.json["favorites"] == ["C9231328", "98970014"]
-    assert deleted.json["favorites"] == ["98970014"]
-    assert client.get("/favs", headers=headers).json["favorites"] == ["98970014"]
+    assert deleted.json["favorites"] == client.get("/favs", headers=bearer).json["favorites"] == ["98970014"]
     assert inbox.to("visitor@example.com")[0]["From"] == "Lakeside Homes <hello@lakeside.example>"
+
+
+def test_the_site_overrides_the_email_text_and_keeps_favsyncs_html(host, inbox):
+    with host.app_context():
+        db.session.execute(sa.text("UPDATE favsync_brokerages SET name = 'Lakeside Homes'"))
+        db.session.commit()
+    link, _ = log_in(host.test_client(), inbox)
+
+    [message] = inbox.to("visitor@example.com")
+    text = message.get_body(("plain",)).get_content()
+    code = re.search(r"type (\d{6}) where", text).group(1)
+    assert text.splitlines() == [
+        "Hello from Lakeside Homes!",
+        "",
+        f"Open {link} to see your saved homes on this device too,",
+        f"or type {code} where you asked. Both work once, for 15 minutes.",
+    ]
+    assert "Sign in to Lakeside Homes</a>" in message.get_body(("html",)).get_content()
 
 
 def test_favsync_uses_the_hosts_database_and_mail(host):
     assert host.extensions["favsync"].db is db
-    assert host.extensions["mail"] is host.extensions["favsync"].mailer._state
     with host.app_context():
+        assert host.extensions["favsync"].mailer.flask_mail() is host.extensions["mail"]
         tables = set(sa.inspect(db.engine).get_table_names())
     assert {"listings", "leads", "favsync_clients", "favsync_favorites"} <= tables
 
 
+@pytest.mark.parametrize("mail_first", [True, False], ids=["mail-first", "mail-after"])
+@pytest.mark.parametrize("mode", [{}, {"TESTING": True}, {"DEBUG": True}],
+                         ids=["production", "testing", "debug"])
+def test_the_hosts_flask_mail_sends_whichever_is_initialised_first(host_config, inbox, mail_first,
+                                                                   mode):
+    client = build({**host_config, **mode}, mail_first=mail_first).test_client()
+
+    log_in(client, inbox)
+
+    [message] = inbox.to("visitor@example.com")
+    assert message["From"] == "Lakeside Homes <hello@lakeside.example>"
+
+
+def test_without_any_mail_setting_start_up_says_what_to_do(host_config):
+    del host_config["MAIL_SERVER"]  # Flask-Mail would default to 127.0.0.1 once initialised
+
+    with pytest.raises(ConfigError) as refused:
+        create_host_app(host_config, mail_first=False)
+
+    assert "Set FAVSYNC_MAIL_SERVER, or set the site's MAIL_SERVER" in str(refused.value)
+
+
 def test_the_host_hears_about_new_leads(host, inbox):
-    Auth(host.test_client(), inbox, prefix="/favs").login(headers={"X-Session-ID": SESSION_ID})
+    log_in(host.test_client(), inbox, headers={"X-Session-ID": SESSION_ID})
 
     with host.app_context():
         leads = db.session.execute(sa.select(Lead.email, Lead.session_id)).all()
     assert leads == [("visitor@example.com", SESSION_ID)]
 
 
+def test_a_returning_visitor_is_not_a_new_lead(host, inbox):
+    client = host.test_client()
+    log_in(client, inbox, headers={"X-Session-ID": SESSION_ID})
+    log_in(client, inbox)  # later, from another device
+
+    with host.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Lead)) == 1
+
+
 def test_a_failing_host_hook_does_not_break_the_login(host, inbox, caplog):
     with host.app_context():
         Lead.__table__.drop(db.engine)  # the CRM hook will fail
 
-    login = Auth(host.test_client(), inbox, prefix="/favs").login()
+    link, login = log_in(host.test_client(), inbox)
 
     assert login["success"] is True
     assert "a favsync.client-verified receiver failed" in caplog.text
+
+
+def test_a_host_page_sees_the_visitor_by_the_refresh_cookie_without_rotating_it(host_config, inbox):
+    host_config["FAVSYNC_REFRESH_COOKIE_PATH"] = "/"  # the site's pages get the cookie too
+    app = build(host_config)
+    client = app.test_client()
+    _, login = log_in(client, inbox)
+    client.post("/favs/sync", json={"favorites": ["C9231328", "98970014"]},
+                headers={"Authorization": f"Bearer {login['auth_token']}"})
+    cookie = client.get_cookie("favsync_refresh")  # as the server set it, sent back by the client
+
+    page = client.get("/saved-homes")
+
+    assert cookie.path == "/"
+    assert page.data == b"<p>visitor@example.com: C9231328 98970014</p>"
+    assert client.get_cookie("favsync_refresh").value == cookie.value
+    with app.app_context():
+        assert db.session.scalar(sa.select(RefreshToken.rotated_at)) is None
+    assert client.post("/favs/token/refresh").status_code == 200  # still the live cookie
+
+
+def test_by_default_only_favsyncs_paths_get_the_cookie_and_a_page_needs_the_token(host, inbox):
+    client = host.test_client()
+    _, login = log_in(client, inbox)
+
+    signed_out = client.get("/saved-homes")
+    by_token = client.get("/saved-homes", headers={"Authorization": f"Bearer {login['auth_token']}"})
+
+    assert client.get_cookie("favsync_refresh", path="/favs") is not None
+    assert signed_out.data == b"<p>Sign in to see your saved homes.</p>"
+    assert by_token.data == b"<p>visitor@example.com: </p>"
 
 
 def test_host_pages_stay_html_and_favsync_errors_stay_json(host):
@@ -69,12 +192,15 @@ def test_host_pages_stay_html_and_favsync_errors_stay_json(host):
     assert client.get("/nowhere").data == b"<h1>Page not found</h1>"
     assert client.get("/boom").data == b"<h1>Sorry, our fault</h1>"
     assert client.post("/").data == b"<h1>Not like that</h1>"
+    assert set(client.options("/").headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    assert client.options("/favs/sync").headers["Allow"] == "POST, DELETE, OPTIONS"
     for response, status, code in [
         (client.get("/favs/nowhere/at/all"), 404, "not_found"),
         (client.get("/favs/magic-link"), 405, "method_not_allowed"),
         (client.put("/favs"), 405, "method_not_allowed"),
         (client.get("/favs/"), 404, "not_found"),
         (client.open("/favs/sync", method="TRACE"), 405, "method_not_allowed"),
+        (client.options("/favs/nowhere/at/all"), 404, "not_found"),
         (client.get("/favs"), 401, "unauthorized"),
         (client.post("/favs/magic-link", json={"email": "nope"}), 400, "validation_error"),
     ]:
@@ -82,34 +208,82 @@ def test_host_pages_stay_html_and_favsync_errors_stay_json(host):
         assert response.json["error"]["code"] == code
 
 
-def test_a_host_can_mount_the_blueprint_itself(make_host, inbox):
+def test_a_host_can_mount_the_blueprint_itself(host_config, inbox):
     def mount(app):
         app.register_blueprint(favsync.blueprint, url_prefix="/api/saved-homes")
 
-    client = make_host(
-        mount=mount, register_blueprint=False,
-        FAVSYNC_MAGIC_LINK_URL="https://lakeside.example/api/saved-homes/verify/{token}",
-    ).test_client()
+    host_config["FAVSYNC_MAGIC_LINK_URL"] = "https://lakeside.example/api/saved-homes/verify/{token}"
+    client = build(host_config, mount, register_blueprint=False).test_client()
 
-    Auth(client, inbox, prefix="/api/saved-homes").login()
+    link, login = log_in(client, inbox, prefix="/api/saved-homes")
 
-    assert urlsplit(inbox.link_for("visitor@example.com")).path.startswith("/api/saved-homes/verify/")
+    assert urlsplit(link).path.startswith("/api/saved-homes/verify/")
     assert client.post("/favs/magic-link", json={"email": "x@example.com"}).status_code == 404
 
 
-def test_two_sites_in_one_process_keep_their_own_settings(make_host, inbox, backend):
-    first = make_host(FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL="1 per hour")
-    with backend.scratch_database() as other_database:
-        second = make_host(SQLALCHEMY_DATABASE_URI=other_database, **backend.ratelimit_storage(),
-                           FAVSYNC_URL_PREFIX="/saved", FAVSYNC_MAX_FAVORITES=1)
-        on_first = Auth(first.test_client(), inbox, prefix="/favs")
-        on_second = Auth(second.test_client(), inbox, prefix="/saved")
+def test_a_host_can_mount_favsync_on_a_subdomain_without_a_prefix(host_config, inbox):
+    def mount(app):
+        app.register_blueprint(favsync.blueprint, subdomain="api")
 
-        assert [on_first.request_link("v@example.com").status_code for _ in range(2)] == [202, 429]
-        assert [on_second.request_link("v@example.com").status_code for _ in range(2)] == [202, 202]
-        assert settings(first).max_favorites == 500
-        assert settings(second).max_favorites == 1
-        dispose(second)  # before its database is dropped
+    host_config.update(SERVER_NAME="lakeside.example",
+                       FAVSYNC_MAGIC_LINK_URL="https://api.lakeside.example/verify/{token}")
+    app = build(host_config, mount, register_blueprint=False, subdomain_matching=True)
+    client, api = app.test_client(), "http://api.lakeside.example"
+
+    link, login = log_in(client, inbox, prefix="", base_url=api)
+    bearer = {"Authorization": f"Bearer {login['auth_token']}"}
+    synced = client.post("/sync", json={"favorites": ["C9231328"]}, headers=bearer, base_url=api)
+    listed = client.get("/", headers=bearer, base_url=api)
+
+    assert link.startswith("https://api.lakeside.example/verify/")
+    assert synced.json["favorites"] == listed.json["favorites"] == ["C9231328"]
+    assert client.get_cookie("favsync_refresh", domain="api.lakeside.example").path == "/"
+    assert client.post("/token/refresh", base_url=api).status_code == 200
+    assert client.put("/", base_url=api).json["error"]["code"] == "method_not_allowed"
+    assert client.get("/no/such/path", base_url=api).json["error"]["code"] == "not_found"
+    assert client.get("/", base_url="http://lakeside.example").data == b"<h1>Lakeside Homes</h1>"
+
+
+@pytest.fixture
+def host_with_operations(host_config):
+    # Built before the test runs: running migrations resets the root logger, and caplog with it.
+    app = build(host_config, operations=True)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_operations_are_the_hosts_choice(host_with_operations, host, caplog):
+    caplog.set_level(logging.INFO, logger="favsync.requests")
+    with_operations = host_with_operations.test_client()
+    without = host.test_client()
+
+    health = with_operations.get("/healthz")
+    ready = with_operations.get("/readyz")
+    page = with_operations.get("/", headers={"X-Request-ID": "req-7"})
+
+    assert health.json == {"status": "ok"}
+    assert ready.json == {"status": "ok", "delivery": {"oldest_undelivered_seconds": None}}
+    assert page.headers["X-Request-ID"] == "req-7"
+    assert caplog.records[-1].getMessage().startswith("req-7 GET / 200 ")
+    assert with_operations.get("/favs").headers["X-Request-ID"]
+    assert without.get("/healthz").data == b"<h1>Page not found</h1>"
+    assert "X-Request-ID" not in without.get("/favs").headers
+
+
+def test_two_sites_in_one_process_keep_their_own_settings(host_config, inbox, backend):
+    first = build({**host_config, "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL": "1 per hour"})
+    with backend.scratch_database() as other_database:
+        second = build({**host_config, "SQLALCHEMY_DATABASE_URI": other_database,
+                        **backend.ratelimit_storage(),
+                        "FAVSYNC_URL_PREFIX": "/saved", "FAVSYNC_MAX_FAVORITES": 1})
+        ask = {"json": {"email": "v@example.com"}}
+
+        assert [first.test_client().post("/favs/magic-link", **ask).status_code for _ in range(2)] == [202, 429]
+        assert [second.test_client().post("/saved/magic-link", **ask).status_code for _ in range(2)] == [202, 202]
+        assert first.extensions["favsync"].settings.max_favorites == 500
+        with second.app_context():
+            db.engine.dispose()
 
 
 def test_host_migrations_leave_favsync_tables_alone(host_config, tmp_path):
@@ -118,15 +292,18 @@ def test_host_migrations_leave_favsync_tables_alone(host_config, tmp_path):
     runner = app.test_cli_runner()
     assert runner.invoke(args=["favsync", "db", "upgrade"]).exit_code == 0
     with app.app_context():
+        with db.engine.begin() as connection:  # a table the site's own filter skips
+            connection.execute(sa.text("CREATE TABLE spatial_ref_sys (srid INTEGER PRIMARY KEY)"))
         flask_migrate.init(directory=host_migrations)
         flask_migrate.migrate(directory=host_migrations, message="host tables")
         flask_migrate.upgrade(directory=host_migrations)
         flask_migrate.migrate(directory=host_migrations, message="nothing")
         tables = set(sa.inspect(db.engine).get_table_names())
-    dispose(app)
+        db.engine.dispose()
 
     [revision] = list(Path(host_migrations, "versions").glob("*.py"))
     assert "favsync" not in revision.read_text()
+    assert "spatial_ref_sys" not in revision.read_text()
     assert "create_table('listings'" in revision.read_text()
     assert {"listings", "leads", "alembic_version", "favsync_alembic_version",
             "favsync_favorites"} <= tables

@@ -29,6 +29,29 @@ def test_a_wrong_method_is_a_json_405(client, method, path):
     assert "Allow" in response.headers
 
 
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [
+        (API, "GET, HEAD, OPTIONS"),
+        (f"{API}/verify/x", "GET, HEAD, OPTIONS"),
+        (f"{API}/token/refresh", "POST, OPTIONS"),
+        (f"{API}/sync", "POST, DELETE, OPTIONS"),  # DELETE: the listing id "sync"
+        (f"{API}/C9231328", "DELETE, OPTIONS"),
+    ],
+)
+def test_options_lists_the_methods_of_the_route_it_names(client, path, allow):
+    response = client.options(path)
+
+    assert response.status_code == 204
+    assert response.headers["Allow"] == allow
+    assert not response.data and "Content-Type" not in response.headers
+    assert client.put(path).headers["Allow"] == allow  # the 405 agrees
+
+
+def test_options_on_an_unknown_url_is_a_json_404(client):
+    assert_envelope(client.options(f"{API}/no/such/page"), 404, "not_found")
+
+
 GARBAGE = [
     b"",
     b"\x00\xff\xfe",

@@ -104,12 +104,42 @@ def test_purge_deletes_links_expired_or_used_before_the_cutoff(app, runner):
     assert left == ["pending@example.com", "recent-expired@example.com"]
 
 
-def test_add_brokerage(app, runner, auth, inbox):
-    result = runner.invoke(args=["favsync", "add-brokerage", "--name", "Lakeside", "--domain", "Lakeside.Example"])
+@pytest.mark.parametrize("command", [["brokerage", "add"], ["add-brokerage"]])
+def test_add_brokerage(app, runner, auth, inbox, command):
+    result = runner.invoke(args=["favsync", *command, "--name", "Lakeside", "--domain", "Lakeside.Example"])
 
     assert result.output.strip() == "brokerage 2: Lakeside (lakeside.example)"
     auth.request_link("v@example.com", headers={"Host": "lakeside.example"})
     assert inbox.to("v@example.com")[0]["Subject"] == "Your sign-in link for Lakeside"
+
+
+def test_rename_the_default_brokerage_and_list_them(runner, auth, inbox):
+    runner.invoke(args=["favsync", "brokerage", "add", "--name", "Lakeside", "--domain", "lakeside.example"])
+
+    renamed = runner.invoke(args=["favsync", "brokerage", "rename", "1", "--name", "Homes & Co"])
+    listed = runner.invoke(args=["favsync", "brokerage", "list"])
+
+    assert renamed.output.strip() == "brokerage 1: Homes & Co (every other host)"
+    assert listed.output.splitlines() == ["brokerage 1: Homes & Co (every other host)",
+                                          "brokerage 2: Lakeside (lakeside.example)"]
+    auth.request_link("v@example.com")
+    assert inbox.to("v@example.com")[0]["Subject"] == "Your sign-in link for Homes & Co"
+
+
+@pytest.mark.parametrize(
+    ("command", "error"),
+    [
+        (["rename", "7", "--name", "X"], "Error: there is no brokerage 7; see: brokerage list"),
+        (["add", "--name", "X", "--domain", "LOCALHOST"], "Error: a brokerage already serves localhost"),
+    ],
+)
+def test_brokerage_commands_refuse_with_a_message(runner, command, error):
+    runner.invoke(args=["favsync", "brokerage", "add", "--name", "Local", "--domain", "localhost"])
+
+    result = runner.invoke(args=["favsync", "brokerage", *command])
+
+    assert result.exit_code == 1
+    assert result.output.strip() == error
 
 
 def test_purge_deletes_refresh_tokens_that_ended_before_the_cutoff(app, runner, auth, client):

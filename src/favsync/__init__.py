@@ -7,20 +7,24 @@ from typing import Any, Mapping
 from flask import Flask
 from flask_migrate import Migrate
 
-from . import errors, health
+from . import errors
+from .auth import CurrentClient, current_client
 from .config import load_environment
 from .database import MIGRATIONS_DIRECTORY, include_name
 from .extension import FavSync, api as blueprint
-from .requestlog import init_request_log
 from .signals import client_verified, favorites_changed
 from .state import EXTENSION_KEY
+from .sync import listing_ids as favorites_of
 
 __all__ = [
+    "CurrentClient",
     "FavSync",
     "blueprint",
     "client_verified",
     "create_app",
+    "current_client",
     "favorites_changed",
+    "favorites_of",
     "include_name",
 ]
 
@@ -31,9 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=os.path.abspath(instance))
     load_environment(app.config)
     app.config.update(config or {})
-    FavSync(app)
+    FavSync(app, operations=True)
     Migrate(app, app.extensions[EXTENSION_KEY].db, directory=MIGRATIONS_DIRECTORY)
-    app.register_blueprint(health.bp)
     errors.register(app)  # standalone: unknown URLs and methods get JSON too
-    init_request_log(app)
     return app

@@ -1,15 +1,18 @@
 """Blueprint: request a magic link; log in by link or typed code; refresh; log out.
 
-Also the Bearer-token check every signed-in endpoint uses (`auth_required`).
+Also the Bearer-token check every signed-in endpoint uses (`auth_required`), and
+`current_client()`, which tells a host's pages who is signed in.
 """
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 from flask import Blueprint, g, jsonify, request
 
 from . import links, schemas, sessions
 from .cookies import REFRESH_COOKIE, clear_refresh_cookie, set_refresh_cookie
+from .database import session
 from .errors import ApiError, invalid_refresh_token, unauthorized
 from .limiting import client_ip
 from .models import Client
@@ -76,7 +79,7 @@ def log_out():
     everywhere = schemas.parse(schemas.LogoutRequest).all
     cookie = request.cookies.get(REFRESH_COOKIE, "")
     if everywhere:
-        sessions.log_out_everywhere(_client_logging_out(cookie))
+        sessions.log_out_everywhere(_signed_in_client_id(cookie))
     else:
         sessions.end(cookie)
     response = jsonify(success=True)
@@ -109,7 +112,7 @@ def login_response(login: sessions.Login):
     return response
 
 
-def _client_logging_out(cookie: str) -> int:
+def _signed_in_client_id(cookie: str) -> int:
     """The client named by the Bearer token, else by the refresh cookie; else 401."""
     try:
         return authenticate()
@@ -118,6 +121,30 @@ def _client_logging_out(cookie: str) -> int:
         if owner is None:
             raise
         return owner.client_id  # a stale auth token must not stop a log-out
+
+
+@dataclass(frozen=True)
+class CurrentClient:
+    """The client signed in on a request, as a host's pages see it."""
+
+    id: int
+    brokerage_id: int
+    email: str
+
+
+def current_client() -> CurrentClient | None:
+    """The client signed in by this request's Bearer token or refresh cookie, else None.
+
+    For a host's pages. Read only: the refresh cookie is checked, never rotated.
+    """
+    try:
+        client_id = _signed_in_client_id(request.cookies.get(REFRESH_COOKIE, ""))
+    except ApiError:
+        return None
+    client = session().get(Client, client_id)
+    if client is None:  # deleted a moment ago
+        return None
+    return CurrentClient(client.id, client.brokerage_id, client.email)
 
 
 def bearer_token() -> str | None:

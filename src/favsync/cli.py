@@ -13,17 +13,65 @@ from .database import MIGRATIONS_DIRECTORY, session, utcnow
 favsync_cli = AppGroup("favsync", help="Manage favsync's brokerages and magic links.")
 
 
-@favsync_cli.command("add-brokerage")
+@favsync_cli.group("brokerage")
+def brokerage_cli() -> None:
+    """List, add and rename brokerages (their name is in the subject of sign-in emails)."""
+
+
+def _describe(brokerage) -> str:
+    return f"brokerage {brokerage.id}: {brokerage.name} ({brokerage.domain or 'every other host'})"
+
+
+@brokerage_cli.command("list")
+def brokerage_list() -> None:
+    """Show every brokerage, with the host whose visitors it takes."""
+    from .models import Brokerage
+
+    for brokerage in session().scalars(sa.select(Brokerage).order_by(Brokerage.id)):
+        click.echo(_describe(brokerage))
+
+
+@brokerage_cli.command("add")
 @click.option("--name", required=True, help="Shown in the subject of sign-in emails.")
 @click.option("--domain", required=True, help="Host name whose visitors become its clients.")
-def add_brokerage(name: str, domain: str) -> None:
+def brokerage_add(name: str, domain: str) -> None:
     """Add a brokerage whose site is served at DOMAIN."""
     from .models import Brokerage
 
     brokerage = Brokerage(name=name, domain=domain.lower())
     session().add(brokerage)
+    try:
+        session().commit()
+    except sa.exc.IntegrityError:
+        raise click.ClickException(f"a brokerage already serves {domain.lower()}") from None
+    click.echo(_describe(brokerage))
+
+
+@brokerage_cli.command("rename")
+@click.argument("brokerage_id", type=int)
+@click.option("--name", required=True, help="The new name.")
+def brokerage_rename(brokerage_id: int, name: str) -> None:
+    """Rename a brokerage (1, the default, is named "favsync" at first)."""
+    from .models import Brokerage
+
+    brokerage = session().get(Brokerage, brokerage_id)
+    if brokerage is None:
+        raise click.ClickException(f"there is no brokerage {brokerage_id}; see: brokerage list")
+    brokerage.name = name
     session().commit()
-    click.echo(f"brokerage {brokerage.id}: {name} ({domain.lower()})")
+    click.echo(_describe(brokerage))
+
+
+# The command's earlier name, kept for scripts and crontabs.
+favsync_cli.add_command(
+    click.Command(
+        "add-brokerage",
+        params=brokerage_add.params,
+        callback=brokerage_add.callback,
+        help="The same as `brokerage add`.",
+        hidden=True,
+    )
+)
 
 
 @favsync_cli.command("purge")

@@ -58,6 +58,11 @@ def _url_path(prefix: str) -> None:
         raise ValueError("must start with '/' and not end with one")
 
 
+def _cookie_path(path: str) -> None:
+    if not path.startswith("/"):
+        raise ValueError("must start with '/'")
+
+
 def _link_template(url: str) -> None:
     if "{token}" not in url:
         raise ValueError("must contain '{token}'")
@@ -151,6 +156,7 @@ class Settings:
     # None: Secure, except in debug (plain-HTTP development).
     refresh_cookie_secure: bool = setting()
     refresh_cookie_samesite: str = setting("Lax", _samesite)
+    refresh_cookie_path: str | None = setting(None, _cookie_path)  # None: favsync's API path
     # A JSON object of key id -> secret; from_app adds None -> the key of tokens without one.
     jwt_keys: dict = setting(None, _key_secrets, secret=True)
     jwt_active_kid: str | None = setting()

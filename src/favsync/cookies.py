@@ -7,8 +7,12 @@ REFRESH_COOKIE = "favsync_refresh"
 
 
 def _path() -> str:
-    # favsync's API path, wherever the host mounted it: both /token/refresh and
-    # /logout need the cookie, no other path of the site gets it.
+    # By default favsync's API path, wherever the host mounted it: both
+    # /token/refresh and /logout need the cookie, no other path of the site gets
+    # it. A host whose pages call favsync.current_client() sets "/".
+    configured = settings().refresh_cookie_path
+    if configured:
+        return configured
     return url_for("favsync.auth.refresh_auth_token").removesuffix("/token/refresh") or "/"
 
 

@@ -8,7 +8,10 @@ import logging
 
 import sqlalchemy.exc
 from flask import Blueprint, Flask, current_app, jsonify, request
+from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+
+from .mounting import mount_root
 
 log = logging.getLogger("favsync")
 
@@ -183,22 +186,52 @@ def register(target: Blueprint | Flask) -> None:
 # These routes catch what no favsync route matched and answer in favsync's JSON.
 UNROUTED = "unrouted"
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "TRACE"]
+ALLOW_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "TRACE"]
 
 
 def add_catch_all(bp: Blueprint) -> None:
-    """Route every other URL and method under `bp` to a JSON 404 or 405."""
-    bp.add_url_rule("", UNROUTED, _unrouted, methods=["POST", "PUT", "PATCH", "DELETE", "TRACE"])
-    bp.add_url_rule("/", UNROUTED, _unrouted, methods=ANY_METHOD)
-    bp.add_url_rule("/<path:_path>", UNROUTED, _unrouted, methods=ANY_METHOD)
+    """Route every other URL and method under `bp` to a JSON 404 or 405; answer OPTIONS."""
+    bp.record(_add_catch_all)
+    bp.before_request(_answer_options)
+
+
+def _add_catch_all(state: BlueprintSetupState) -> None:
+    root = mount_root(state)
+    # GET on the root is the favourites list.
+    state.add_url_rule(root, UNROUTED, _unrouted, methods=[m for m in ANY_METHOD if m != "GET"])
+    if root == "":  # under a prefix, "<prefix>/" is another URL, and no route of favsync's
+        state.add_url_rule("/", UNROUTED, _unrouted, methods=ANY_METHOD)
+    state.add_url_rule("/<path:_path>", UNROUTED, _unrouted, methods=ANY_METHOD)
 
 
 def _unrouted(_path: str = ""):
     """Raise 405 if another method would match this URL, else 404."""
-    adapter = current_app.url_map.bind_to_environ(request.environ)
-    allowed = [method for method in ANY_METHOD if _routes_elsewhere(adapter, method)]
+    allowed = _allowed_methods()
     if allowed:
         raise MethodNotAllowed(valid_methods=allowed)
     raise NotFound()
+
+
+def _answer_options():
+    """Answer OPTIONS with the methods of favsync's route at this URL, or a JSON 404.
+
+    Werkzeug's automatic answer would list the catch-all's methods too (every one).
+    """
+    if request.method != "OPTIONS":
+        return None
+    allowed = _allowed_methods()
+    if not allowed:
+        raise NotFound()
+    response = current_app.response_class(status=204, headers={"Allow": ", ".join(allowed)})
+    del response.headers["Content-Type"]  # no body, so no type
+    return response
+
+
+def _allowed_methods() -> list[str]:
+    """The methods favsync's own routes answer at this URL (OPTIONS included), or []."""
+    adapter = current_app.create_url_adapter(request)  # Flask's, with SERVER_NAME and subdomains
+    allowed = [method for method in ALLOW_ORDER if _routes_elsewhere(adapter, method)]
+    return [*allowed, "OPTIONS"] if allowed else []
 
 
 def _routes_elsewhere(adapter, method: str) -> bool:
@@ -206,4 +239,4 @@ def _routes_elsewhere(adapter, method: str) -> bool:
         endpoint, _ = adapter.match(method=method)
     except HTTPException:
         return False
-    return endpoint != f"{request.blueprint}.{UNROUTED}"
+    return not endpoint.endswith(f".{UNROUTED}")

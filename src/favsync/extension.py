@@ -5,13 +5,14 @@ import sqlalchemy as sa
 from flask import Blueprint, Flask, request
 from flask_sqlalchemy import SQLAlchemy
 
-from . import auth, errors, favorites, openapi, outbox, worker
+from . import auth, errors, favorites, health, openapi, outbox, worker
 from .cli import favsync_cli
 from .config import Settings
 from .cors import add_cors_headers
 from .database import own_database
 from .limiting import RequestLimits
 from .mail import Mailer
+from .requestlog import init_request_log
 from .state import EXTENSION_KEY, FavSyncState, settings
 
 api = Blueprint("favsync", __name__, template_folder="templates")
@@ -39,11 +40,12 @@ class FavSync:
         db: SQLAlchemy | None = None,
         celery=None,
         register_blueprint: bool = True,
+        operations: bool = False,
     ) -> None:
         self.db = db
         self.celery = celery
         if app is not None:
-            self.init_app(app, register_blueprint=register_blueprint)
+            self.init_app(app, register_blueprint=register_blueprint, operations=operations)
 
     def init_app(
         self,
@@ -52,12 +54,15 @@ class FavSync:
         db: SQLAlchemy | None = None,
         celery=None,
         register_blueprint: bool = True,
+        operations: bool = False,
     ) -> None:
         """Add favsync to `app`, on the host's `db` if given (else its own database).
 
         With a host's Celery app (or FAVSYNC_CELERY_BROKER_URL), emails and webhooks
         are delivered by Celery workers; without, by the web process after each
-        response. With register_blueprint=False the host mounts `favsync.blueprint`.
+        response. With register_blueprint=False the host mounts `favsync.blueprint`
+        itself. With operations=True the app also gets what the standalone service
+        has: /healthz and /readyz, and an X-Request-ID and a log line for every request.
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("favsync is already initialised on this app; call init_app once")
@@ -86,4 +91,7 @@ class FavSync:
             sa.event.listen(db.session, "after_soft_rollback", outbox.on_rollback)
         if register_blueprint:
             app.register_blueprint(api, url_prefix=settings.url_prefix)
+        if operations:
+            app.register_blueprint(health.bp)
+            init_request_log(app)
         app.cli.add_command(favsync_cli)

@@ -3,6 +3,7 @@ from flask import Blueprint, g
 
 from . import schemas
 from .auth import auth_required
+from .mounting import mount_root
 from .signals import favorites_changed, notify
 from .state import settings
 from .sync import listing_ids, merge_favorites, remove_favorite
@@ -10,11 +11,16 @@ from .sync import listing_ids, merge_favorites, remove_favorite
 bp = Blueprint("favorites", __name__)
 
 
-@bp.get("")
 @auth_required
 def list_favorites():
     """Return the client's favourites, oldest first."""
     return {"success": True, "favorites": listing_ids(g.client_id)}
+
+
+# At the prefix itself ("/api/v1/favorites"), or at "/" of a host's subdomain.
+bp.record(
+    lambda state: state.add_url_rule(mount_root(state), view_func=list_favorites, methods=["GET"])
+)
 
 
 @bp.post("/sync")

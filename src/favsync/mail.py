@@ -6,7 +6,7 @@ import smtplib
 import ssl
 from dataclasses import dataclass, field
 
-from flask import Flask, render_template
+from flask import Flask, current_app, render_template
 from flask_mail import Connection, Mail, Message
 
 from .config import ConfigError, Settings
@@ -71,16 +71,17 @@ class TimeoutConnection(Connection):
 class Mailer:
     """Sends favsync's emails by SMTP, or writes them to the log in development."""
 
-    def __init__(self, state, sender: str, timeout: int) -> None:
-        self._state = state  # Flask-Mail's per-app state; None writes emails to the log
-        self.sender = sender
+    def __init__(self, own, sender: str | None, timeout: int) -> None:
+        self._own = own  # Flask-Mail state from FAVSYNC_MAIL_*; None: the host's Flask-Mail
+        self._sender = sender  # FAVSYNC_MAIL_DEFAULT_SENDER
         self.timeout = timeout
 
     @classmethod
     def for_app(cls, app: Flask, settings: Settings) -> Mailer:
         """Use FAVSYNC_MAIL_* if set, else the host's Flask-Mail, else (debug only) the log."""
+        own = None
         if settings.mail_server is not None:
-            state = Mail().init_mail(
+            own = Mail().init_mail(
                 {
                     "MAIL_SERVER": settings.mail_server,
                     "MAIL_PORT": settings.mail_port,
@@ -93,41 +94,48 @@ class Mailer:
                 }
             )
             # Flask-Mail's Message reads app.extensions["mail"]; never replace a host's.
-            app.extensions.setdefault("mail", state)
-        elif "mail" in app.extensions:
-            state = app.extensions["mail"]
-        elif app.debug or app.testing:
-            state = None
-        else:
+            app.extensions.setdefault("mail", own)
+        elif not (app.debug or app.testing or "mail" in app.extensions or "MAIL_SERVER" in app.config):
             raise ConfigError(
-                "FAVSYNC_MAIL_SERVER is not set: outside debug and testing favsync sends "
-                "magic links by SMTP and will not write them to the log"
+                "FAVSYNC_MAIL_SERVER is not set and the app has no Flask-Mail settings: outside "
+                "debug and testing favsync sends magic links by SMTP and will not write them to "
+                "the log. Set FAVSYNC_MAIL_SERVER, or set the site's MAIL_SERVER (favsync then "
+                "sends through the site's Flask-Mail, whether mail.init_app(app) runs before or "
+                "after favsync's)"
             )
-        sender = settings.mail_default_sender or getattr(state, "default_sender", None)
-        return cls(state, sender or "no-reply@localhost", settings.mail_timeout)
+        return cls(own, settings.mail_default_sender, settings.mail_timeout)
 
-    def message_id(self, uid: str) -> str:
-        """A Message-ID stable across retries, so a rare duplicate is recognisable."""
-        domain = self.sender.rpartition("@")[2].strip("> ") or "localhost"
-        return f"<{uid}@{domain}>"
+    def flask_mail(self):
+        """The Flask-Mail state that sends: favsync's own, else the app's (looked up now, so a
+        host may initialise Flask-Mail before or after favsync); None if there is neither."""
+        return self._own or current_app.extensions.get("mail")
 
     def send(self, email: Email, uid: str) -> None:
         """Hand `email` to SMTP; raise DeliveryError if it was not taken."""
+        state = self.flask_mail()
+        if state is None:
+            if not (current_app.debug or current_app.testing):
+                raise DeliveryError(
+                    "the site set MAIL_SERVER but never initialised Flask-Mail "
+                    "(mail.init_app(app)); nor is FAVSYNC_MAIL_SERVER set"
+                )
+            log.warning("No mail server configured (FAVSYNC_MAIL_SERVER); the email to %s:\n%s",
+                        email.to, email.text)
+            return
+        sender = self._sender or state.default_sender or "no-reply@localhost"
         message = Message(
             subject=email.subject,
             recipients=[email.to],
-            sender=self.sender,
+            sender=sender,
             body=email.text,
             html=email.html,
             extra_headers=email.headers or None,
         )
-        message.msgId = self.message_id(uid)
-        if self._state is None:
-            log.warning("No mail server configured (FAVSYNC_MAIL_SERVER); the email to %s:\n%s",
-                        email.to, email.text)
-            return
+        # Stable across retries, so a rare duplicate is recognisable.
+        domain = str(sender).rpartition("@")[2].strip("> ") or "localhost"
+        message.msgId = f"<{uid}@{domain}>"
         try:
-            with TimeoutConnection(self._state, self.timeout) as connection:
+            with TimeoutConnection(state, self.timeout) as connection:
                 connection.send(message)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]

@@ -25,8 +25,9 @@ def _shipped() -> dict:
 def document(prefix: str, max_favorites: int) -> dict:
     """The shipped document with this app's prefix, and schemas with its favourites limit."""
     doc = copy.deepcopy(_shipped())
-    doc["paths"] = {
-        prefix + path.removeprefix(DEFAULT_PREFIX): item for path, item in doc["paths"].items()
+    doc["paths"] = {  # mounted without a prefix (on a subdomain), the list is at "/"
+        (prefix + path.removeprefix(DEFAULT_PREFIX)) or "/": item
+        for path, item in doc["paths"].items()
     }
     doc["components"]["schemas"] = openapi_schemas(max_favorites)
     return doc

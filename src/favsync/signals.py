@@ -9,7 +9,8 @@ _signals = Namespace()
 
 #: An email was verified and is now a client (a lead) of a brokerage. Sent after
 #: commit with: session_id (the anonymous X-Session-ID, or None), client_id,
-#: brokerage_id, email.
+#: brokerage_id, email, created (True the first time: a new lead). Receivers
+#: should take **extra: later versions may send more.
 client_verified = _signals.signal("favsync.client-verified")
 
 #: A client's favourites changed. Sent after commit with: client_id, added, removed.
