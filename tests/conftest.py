@@ -285,8 +285,11 @@ def host_config(backend, inbox):
 def make_host(host_config):
     """Build and migrate a host site from `host_config` plus overrides; each is disposed."""
 
-    def build(*, mount=None, register_blueprint: bool = True, **overrides):
-        app = create_host_app({**host_config, **overrides}, register_blueprint=register_blueprint)
+    def build(*, mount=None, **overrides):
+        """UPPER_CASE overrides are the site's settings; lower_case ones go to create_host_app."""
+        options = {k: v for k, v in overrides.items() if k.islower()}
+        settings = {k: v for k, v in overrides.items() if not k.islower()}
+        app = create_host_app({**host_config, **settings}, **options)
         if mount:
             mount(app)
         result = app.test_cli_runner().invoke(args=["favsync", "db", "upgrade"])

@@ -22,39 +22,8 @@ SESSION_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
 
 @pytest.fixture
-def host_config(backend, inbox):
-    with backend.scratch_database() as database_uri:
-        yield {
-            "SQLALCHEMY_DATABASE_URI": database_uri,
-            "MAIL_SERVER": "127.0.0.1",
-            "MAIL_PORT": inbox.port,
-            "MAIL_DEFAULT_SENDER": "Lakeside Homes <hello@lakeside.example>",
-            "MAIL_SUPPRESS_SEND": False,
-            "RATELIMIT_STORAGE_URI": "memory://",
-            "FAVSYNC_SECRET_KEY": "host-secret-key-that-is-long-enough-for-hs256",
-            "FAVSYNC_URL_PREFIX": "/favs",
-            "FAVSYNC_MAGIC_LINK_URL": "https://lakeside.example/favs/verify/{token}",
-            **backend.ratelimit_storage(),
-        }
-
-
-def build(config, mount=None, **kwargs):
-    app = create_host_app(config, **kwargs)
-    if mount:
-        mount(app)
-    result = app.test_cli_runner().invoke(args=["favsync", "db", "upgrade"])
-    assert result.exit_code == 0, result.output
-    with app.app_context():
-        db.create_all()  # the host's own tables (a real host runs its own migrations)
-    return app
-
-
-@pytest.fixture
-def host(host_config):
-    app = build(host_config)
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+def host(make_host):
+    return make_host()
 
 
 def log_in(client, inbox, address="visitor@example.com", prefix="/favs", base_url=None, **kwargs):
@@ -109,9 +78,9 @@ def test_favsync_uses_the_hosts_database_and_mail(host):
 @pytest.mark.parametrize("mail_first", [True, False], ids=["mail-first", "mail-after"])
 @pytest.mark.parametrize("mode", [{}, {"TESTING": True}, {"DEBUG": True}],
                          ids=["production", "testing", "debug"])
-def test_the_hosts_flask_mail_sends_whichever_is_initialised_first(host_config, inbox, mail_first,
+def test_the_hosts_flask_mail_sends_whichever_is_initialised_first(make_host, inbox, mail_first,
                                                                    mode):
-    client = build({**host_config, **mode}, mail_first=mail_first).test_client()
+    client = make_host(**mode, mail_first=mail_first).test_client()
 
     log_in(client, inbox)
 
@@ -155,9 +124,8 @@ def test_a_failing_host_hook_does_not_break_the_login(host, inbox, caplog):
     assert "a favsync.client-verified receiver failed" in caplog.text
 
 
-def test_a_host_page_sees_the_visitor_by_the_refresh_cookie_without_rotating_it(host_config, inbox):
-    host_config["FAVSYNC_REFRESH_COOKIE_PATH"] = "/"  # the site's pages get the cookie too
-    app = build(host_config)
+def test_a_host_page_sees_the_visitor_by_the_refresh_cookie_without_rotating_it(make_host, inbox):
+    app = make_host(FAVSYNC_REFRESH_COOKIE_PATH="/")  # the site's pages get the cookie too
     client = app.test_client()
     _, login = log_in(client, inbox)
     client.post("/favs/sync", json={"favorites": ["C9231328", "98970014"]},
@@ -208,12 +176,12 @@ def test_host_pages_stay_html_and_favsync_errors_stay_json(host):
         assert response.json["error"]["code"] == code
 
 
-def test_a_host_can_mount_the_blueprint_itself(host_config, inbox):
+def test_a_host_can_mount_the_blueprint_itself(make_host, host_config, inbox):
     def mount(app):
         app.register_blueprint(favsync.blueprint, url_prefix="/api/saved-homes")
 
     host_config["FAVSYNC_MAGIC_LINK_URL"] = "https://lakeside.example/api/saved-homes/verify/{token}"
-    client = build(host_config, mount, register_blueprint=False).test_client()
+    client = make_host(mount=mount, register_blueprint=False).test_client()
 
     link, login = log_in(client, inbox, prefix="/api/saved-homes")
 
@@ -221,13 +189,13 @@ def test_a_host_can_mount_the_blueprint_itself(host_config, inbox):
     assert client.post("/favs/magic-link", json={"email": "x@example.com"}).status_code == 404
 
 
-def test_a_host_can_mount_favsync_on_a_subdomain_without_a_prefix(host_config, inbox):
+def test_a_host_can_mount_favsync_on_a_subdomain_without_a_prefix(make_host, host_config, inbox):
     def mount(app):
         app.register_blueprint(favsync.blueprint, subdomain="api")
 
     host_config.update(SERVER_NAME="lakeside.example",
                        FAVSYNC_MAGIC_LINK_URL="https://api.lakeside.example/verify/{token}")
-    app = build(host_config, mount, register_blueprint=False, subdomain_matching=True)
+    app = make_host(mount=mount, register_blueprint=False, subdomain_matching=True)
     client, api = app.test_client(), "http://api.lakeside.example"
 
     link, login = log_in(client, inbox, prefix="", base_url=api)
@@ -245,12 +213,9 @@ def test_a_host_can_mount_favsync_on_a_subdomain_without_a_prefix(host_config, i
 
 
 @pytest.fixture
-def host_with_operations(host_config):
+def host_with_operations(make_host):
     # Built before the test runs: running migrations resets the root logger, and caplog with it.
-    app = build(host_config, operations=True)
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+    return make_host(operations=True)
 
 
 def test_operations_are_the_hosts_choice(host_with_operations, host, caplog):
@@ -271,19 +236,16 @@ def test_operations_are_the_hosts_choice(host_with_operations, host, caplog):
     assert "X-Request-ID" not in without.get("/favs").headers
 
 
-def test_two_sites_in_one_process_keep_their_own_settings(host_config, inbox, backend):
-    first = build({**host_config, "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL": "1 per hour"})
+def test_two_sites_in_one_process_keep_their_own_settings(make_host, inbox, backend):
+    first = make_host(FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL="1 per hour")
     with backend.scratch_database() as other_database:
-        second = build({**host_config, "SQLALCHEMY_DATABASE_URI": other_database,
-                        **backend.ratelimit_storage(),
-                        "FAVSYNC_URL_PREFIX": "/saved", "FAVSYNC_MAX_FAVORITES": 1})
+        second = make_host(SQLALCHEMY_DATABASE_URI=other_database, **backend.ratelimit_storage(),
+                           FAVSYNC_URL_PREFIX="/saved", FAVSYNC_MAX_FAVORITES=1)
         ask = {"json": {"email": "v@example.com"}}
 
         assert [first.test_client().post("/favs/magic-link", **ask).status_code for _ in range(2)] == [202, 429]
         assert [second.test_client().post("/saved/magic-link", **ask).status_code for _ in range(2)] == [202, 202]
         assert first.extensions["favsync"].settings.max_favorites == 500
-        with second.app_context():
-            db.engine.dispose()
 
 
 def test_host_migrations_leave_favsync_tables_alone(host_config, tmp_path):
