@@ -16,7 +16,7 @@ def test_the_document_is_served_and_valid_openapi_3_1(client):
     assert set(doc["paths"]) == {
         f"{API}/magic-link", f"{API}/verify/{{token}}", f"{API}/verify", f"{API}/verify-code",
         f"{API}/token/refresh", f"{API}/logout", API, f"{API}/sync", f"{API}/{{listing_id}}",
-        f"{API}/openapi.json",
+        f"{API}/openapi.json", f"{API}/client.js",
     }
 
 

@@ -62,7 +62,7 @@ def bash(script: str) -> str:
 
 def console_link(log, port: int) -> str:
     """The secret of the sign-in link that `make run` prints (just after it answers)."""
-    pattern = re.compile(rf"http://127\.0\.0\.1:{port}/api/v1/favorites/verify/(\S+)")
+    pattern = re.compile(rf"http://127\.0\.0\.1:{port}/demo/verify\?token=(\S+)")
     deadline = time.monotonic() + 30
     while not (found := pattern.search(log.read_text())):
         assert time.monotonic() < deadline, f"no sign-in link in the console:\n{log.read_text()}"

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from flask import Flask
 from flask_migrate import Migrate
 
-from . import errors
+from . import errors, frontend
 from .auth import CurrentClient, current_client
 from .config import load_environment
 from .database import MIGRATIONS_DIRECTORY, include_name
@@ -36,6 +36,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     load_environment(app.config)
     app.config.update(config or {})
     FavSync(app, operations=True)
+    if app.extensions[EXTENSION_KEY].settings.demo:
+        app.register_blueprint(frontend.demo)  # the demo site at /, never by default in production
     Migrate(app, app.extensions[EXTENSION_KEY].db, directory=MIGRATIONS_DIRECTORY)
     errors.register(app)  # standalone: unknown URLs and methods get JSON too
     return app

@@ -162,6 +162,7 @@ class Settings:
     jwt_active_kid: str | None = setting()
     trusted_proxies: int = setting(0, _not_negative)
     cors_origins: frozenset = setting(frozenset(), _origins)
+    demo: bool | None = setting()  # the demo site at / (create_app); None: in debug only
     # Delivery of the outbox. No broker: the web process delivers after each response.
     celery_broker_url: str | None = setting(secret=True)  # may hold a password
     celery_queue: str = setting("favsync")  # several deployments can share one broker
@@ -183,6 +184,8 @@ class Settings:
         values["jwt_keys"] = _key_ring(
             values["jwt_keys"], values["jwt_secret_key"], values["secret_key"]
         )
+        if values["demo"] is None:
+            values["demo"] = app.debug
         if values["refresh_cookie_secure"] is None:
             values["refresh_cookie_secure"] = not app.debug
         settings = cls(**values)

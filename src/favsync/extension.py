@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Flask, request
 from flask_sqlalchemy import SQLAlchemy
 
-from . import auth, errors, favorites, health, openapi, outbox, worker
+from . import auth, errors, favorites, frontend, health, openapi, outbox, worker
 from .cli import favsync_cli
 from .config import Settings
 from .cors import add_cors_headers
@@ -19,6 +19,7 @@ api = Blueprint("favsync", __name__, template_folder="templates")
 api.register_blueprint(auth.bp)
 api.register_blueprint(favorites.bp)
 api.register_blueprint(openapi.bp)
+api.register_blueprint(frontend.client)
 errors.register(api)
 errors.add_catch_all(api)
 api.after_request(add_cors_headers)
