@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # emails go to the console. Set FLASK_DEBUG=0 (and FAVSYNC_*) for real settings.
 DEV := FLASK_DEBUG=$${FLASK_DEBUG:-1}
 
-.PHONY: install run test test-postgres bench bench-scale serve worker deliver upgrade migration clean
+.PHONY: install run test test-postgres test-browser bench bench-scale serve worker deliver upgrade migration clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,11 @@ test: install
 # the schema fuzzer runs in-process on SQLite and is not repeated here.
 test-postgres: install
 	FAVSYNC_TEST_BACKEND=postgres $(BIN)/python -m pytest -m "not fuzz"
+
+# End-to-end scenarios in real headless Chromium (Debian's /usr/bin/chromium:
+# apt-get install -y chromium), against gunicorn and a real SMTP sink.
+test-browser: install
+	FAVSYNC_TEST_BROWSER=1 $(BIN)/python -m pytest tests/browser
 
 # favsync against a bare Flask + psycopg reference, on PostgreSQL and Redis at 127.0.0.1.
 bench: install

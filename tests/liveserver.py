@@ -46,7 +46,8 @@ class LiveServer:
         env = {
             **os.environ,
             "FAVSYNC_MAGIC_LINK_URL": f"{self.url}{API}/verify/{{token}}",
-            **environment,
+            # "{server}" in a setting stands for this server's URL (picked only now).
+            **{key: value.replace("{server}", self.url) for key, value in environment.items()},
         }
         self.environment = env
         subprocess.run(

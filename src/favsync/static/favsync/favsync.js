@@ -184,7 +184,7 @@ export function createFavSync(options = {}) {
     }
     write("removed", [...removed]);
     write("dirty", true); // synced when signed in and online; kept until then
-    sync();
+    sync().catch((error) => console.warn("favsync: sync failed", error));
     return has(id);
   }
 
@@ -214,7 +214,9 @@ export function createFavSync(options = {}) {
         clearTimeout(retryTimer);
         retryTimer = setTimeout(sync, error.retryAfter * 1000);
       }
-      if (error.status === undefined || error.status === 429) return list(); // offline: later
+      // Offline or rate-limited: the changes stay queued for later. 401: signed out
+      // (logged out everywhere, or the session ended); the hearts stay in this browser.
+      if (error.status === undefined || error.status === 429 || error.status === 401) return list();
       throw error;
     }
   }

@@ -1,0 +1,119 @@
+"""Fixtures for the browser suite: real headless Chromium (Debian's /usr/bin/chromium) driven by Playwright, against gunicorn.
+
+Run with `make test-browser`. Every scenario uses Chromium's default cookie
+settings (third-party cookies blocked); a screenshot of each scenario's final
+state is saved under .artifacts/browser/.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from backends import ROOT
+
+CHROMIUM = os.environ.get("FAVSYNC_TEST_CHROMIUM", "/usr/bin/chromium")
+# Without the background-networking flags Chromium floods this closed network.
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = ROOT / ".artifacts" / "browser"
+WAIT_MS = 15_000
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(f"no Chromium at {CHROMIUM}: apt-get install -y chromium "
+                           "(never `playwright install`)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def site(start_server):
+    """favsync under gunicorn with its demo site; emailed links land on the demo's landing page."""
+    return start_server(FAVSYNC_DEMO="true",
+                        FAVSYNC_MAGIC_LINK_URL="{server}/demo/verify?token={token}")
+
+
+class Device:
+    """One browser profile (a context: its own cookies and localStorage) on one page of the site."""
+
+    def __init__(self, browser, base: str, name: str) -> None:
+        self.base, self.name = base, name
+        self.context = browser.new_context()
+        self.context.set_default_timeout(WAIT_MS)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def open(self, path: str = "/") -> Device:
+        self.page.goto(self.base + path)
+        self.page.wait_for_function("window.favsync !== undefined")
+        return self
+
+    def heart(self, listing: str) -> None:
+        self.page.click(f'favsync-heart[listing="{listing}"] button')
+
+    def hearts(self) -> list[str]:
+        return self.page.evaluate("favsync.list()")
+
+    def shows(self, listings: list[str]) -> None:
+        """Wait until the favourites panel lists exactly `listings` (in any order)."""
+        self.page.wait_for_function(
+            "expected => JSON.stringify([...document.querySelectorAll('#favorites li')]"
+            ".map(li => li.textContent).sort()) === JSON.stringify(expected)",
+            arg=sorted(listings),
+        )
+
+    def ask_link(self, email: str) -> None:
+        self.page.fill("#email", email)
+        self.page.click("#ask button")
+        self.page.wait_for_selector("#code-form:not([hidden])")
+
+    def type_code(self, code: str) -> None:
+        self.page.fill("#code", code)
+        self.page.click("#code-form button")
+
+    def signed_in_as(self, email: str) -> None:
+        self.page.wait_for_function(
+            "email => document.getElementById('who')?.textContent === `Signed in as ${email}`",
+            arg=email)
+
+    def signed_out(self) -> None:
+        self.page.wait_for_function(
+            "(document.getElementById('who')?.textContent || '').startsWith('Not signed in')")
+
+    def land(self, link: str) -> None:
+        """Open the emailed link and press Continue, as the person does."""
+        self.page.goto(link)
+        self.page.click("#continue")
+
+    def status(self) -> str:
+        return self.page.text_content("[role=status]")
+
+    def screenshot(self, scenario: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=ARTIFACTS / f"{scenario}-{self.name}.png", full_page=True)
+
+
+@pytest.fixture
+def devices(browser, site, request):
+    """Make Devices on the live site; screenshot each at the end of the scenario."""
+    made: list[Device] = []
+
+    def make(name: str, base: str | None = None) -> Device:
+        device = Device(browser, base or site.url, name)
+        made.append(device)
+        return device
+
+    yield make
+    for device in made:
+        device.screenshot(request.node.name)
+        assert not device.errors, f"{device.name}: {device.errors}"
+        device.context.close()
