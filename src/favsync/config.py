@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "FAVSYNC_RATELIMIT_EMAILS_GLOBAL": "1000 per hour",
     "FAVSYNC_MAX_FAVORITES": 500,
     "FAVSYNC_MAX_BODY_BYTES": 64 * 1024,
+    "FAVSYNC_TOMBSTONE_DAYS": 90,  # how long a removed favourite is remembered
     "FAVSYNC_REFRESH_TOKEN_TTL": 90 * 24 * 3600,
     "FAVSYNC_REFRESH_COOKIE_SECURE": None,  # None: Secure, except in debug (plain-HTTP development)
     "FAVSYNC_REFRESH_COOKIE_SAMESITE": "Lax",
@@ -118,6 +119,7 @@ class Settings:
     ratelimit_emails_global: str
     max_favorites: int
     max_body_bytes: int
+    tombstone_days: int
     refresh_token_ttl: int
     refresh_cookie_secure: bool
     refresh_cookie_samesite: str
@@ -158,6 +160,7 @@ class Settings:
             ratelimit_emails_global=config["FAVSYNC_RATELIMIT_EMAILS_GLOBAL"],
             max_favorites=config["FAVSYNC_MAX_FAVORITES"],
             max_body_bytes=config["FAVSYNC_MAX_BODY_BYTES"],
+            tombstone_days=config["FAVSYNC_TOMBSTONE_DAYS"],
             refresh_token_ttl=config["FAVSYNC_REFRESH_TOKEN_TTL"],
             refresh_cookie_secure=(
                 not app.debug
@@ -190,6 +193,7 @@ class Settings:
             "FAVSYNC_MAIL_TIMEOUT",
             "FAVSYNC_MAX_FAVORITES",
             "FAVSYNC_MAX_BODY_BYTES",
+            "FAVSYNC_TOMBSTONE_DAYS",
             "FAVSYNC_REFRESH_TOKEN_TTL",
         ):
             value = getattr(self, key.removeprefix("FAVSYNC_").lower())
