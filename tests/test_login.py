@@ -47,7 +47,7 @@ def test_post_verify_answers_like_get(client, inbox, field):
     response = client.post(f"{API}/verify", json={field: secret_of(inbox.link_for("visitor@example.com"))})
 
     assert response.status_code == 200
-    assert set(response.json) == {"success", "client_id", "auth_token", "favorites", "email"}
+    assert set(response.json) == {"success", "client_id", "auth_token", "favorites", "email", "version"}
 
 
 def test_post_verify_consumes_the_link_once(client, inbox):
@@ -74,7 +74,7 @@ def test_the_typed_code_logs_in(client, inbox):
 
     assert response.status_code == 200
     assert response.json["email"] == "visitor@example.com"
-    assert set(response.json) == {"success", "client_id", "auth_token", "favorites", "email"}
+    assert set(response.json) == {"success", "client_id", "auth_token", "favorites", "email", "version"}
 
 
 def test_the_code_and_the_link_are_one_login(client, inbox):

@@ -8,6 +8,8 @@ from alembic.config import Config
 from flask.cli import AppGroup
 
 from .database import MIGRATIONS_DIRECTORY, session, utcnow
+from .state import settings
+from .sync import purge_tombstones
 
 favsync_cli = AppGroup("favsync", help="Manage favsync's brokerages and magic links.")
 
@@ -28,10 +30,12 @@ def add_brokerage(name: str, domain: str) -> None:
 @favsync_cli.command("purge")
 @click.option("--days", default=7, show_default=True, help="Keep what ended more recently.")
 def purge(days: int) -> None:
-    """Delete magic links and refresh tokens that ended more than DAYS days ago."""
+    """Delete magic links and refresh tokens that ended more than DAYS days ago, and
+    tombstones of removed favourites older than FAVSYNC_TOMBSTONE_DAYS."""
     from .models import MagicLink, RefreshToken
 
-    cutoff = utcnow() - timedelta(days=days)
+    now = utcnow()
+    cutoff = now - timedelta(days=days)
     links = session().execute(
         sa.delete(MagicLink).where(
             sa.or_(MagicLink.expires_at < cutoff, MagicLink.used_at < cutoff)
@@ -46,8 +50,12 @@ def purge(days: int) -> None:
             )
         )
     )
+    tombstones, sync_sessions = purge_tombstones(now - timedelta(days=settings().tombstone_days))
     session().commit()
-    click.echo(f"purged {links.rowcount} magic links and {tokens.rowcount} refresh tokens")
+    click.echo(
+        f"purged {links.rowcount} magic links, {tokens.rowcount} refresh tokens, "
+        f"{tombstones} tombstones and {sync_sessions} sync sessions"
+    )
 
 
 @favsync_cli.group("db")

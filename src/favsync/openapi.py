@@ -27,8 +27,8 @@ def document(prefix: str, max_favorites: int) -> dict:
     doc["paths"] = {
         prefix + path.removeprefix(DEFAULT_PREFIX): item for path, item in doc["paths"].items()
     }
-    sync = doc["components"]["schemas"]["SyncRequest"]["properties"]["favorites"]
-    sync["maxItems"] = max_favorites
+    sync = doc["components"]["schemas"]["SyncRequest"]["properties"]
+    sync["favorites"]["maxItems"] = sync["removed"]["maxItems"] = max_favorites
     return doc
 
 

@@ -11,6 +11,9 @@ from .errors import invalid_json, too_many_sent, validation_error
 MAX_EMAIL_LENGTH = 254
 LISTING_ID = re.compile(r"[A-Za-z0-9._-]{1,50}")
 MAX_REPORTED_ERRORS = 20
+# A favourites version from an answer; a number beyond 64 bits is none (and SQL could not take it).
+VERSION = re.compile(r"[0-9]{1,19}")
+MAX_VERSION = 2**63 - 1
 SESSION_ID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
@@ -72,21 +75,52 @@ def listing_id(value: str, loc: list) -> str:
     return value
 
 
-def listing_ids(body: dict, limit: int) -> list[str]:
+def listing_ids(body: dict, limit: int, field: str = "favorites") -> list[str]:
     """Return the body's list of listing ids, each checked, duplicates kept (at most `limit`)."""
-    values = body.get("favorites")
+    values = body.get(field)
     if not isinstance(values, list):
-        raise validation_error([problem(["body", "favorites"], "favorites must be a list of listing ids.", "missing" if values is None else "list_type")])
+        raise validation_error([problem(["body", field], f"{field} must be a list of listing ids.", "missing" if values is None else "list_type")])
     if len(values) > limit:
         raise too_many_sent(limit, len(values))
     problems = [
-        _listing_problem(["body", "favorites", index])
+        _listing_problem(["body", field, index])
         for index, value in enumerate(values)
         if not isinstance(value, str) or not LISTING_ID.fullmatch(value)
     ]
     if problems:
         raise validation_error(problems[:MAX_REPORTED_ERRORS])
     return values
+
+
+def removed_ids(body: dict, limit: int) -> list[str]:
+    """Return the sync body's optional `removed`: ids the device un-hearted since its base."""
+    return listing_ids(body, limit, "removed") if "removed" in body else []
+
+
+def base_version(body: dict) -> int | None:
+    """Return the sync body's optional `base_version`: the version the device last received."""
+    return _version_number(body.get("base_version"), ["body", "base_version"])
+
+
+def since() -> int | None:
+    """Return the optional `?since=` of a listing (the version the device holds); refuse other parameters."""
+    unknown = [name for name in request.args if name != "since"]
+    if unknown:
+        raise validation_error([problem(["query", name], "Unknown query parameter; only since is accepted.", "extra_forbidden") for name in unknown[:MAX_REPORTED_ERRORS]])
+    raw = request.args.get("since")
+    if raw is not None and not VERSION.fullmatch(raw):
+        raise validation_error([_version_problem(["query", "since"])])
+    return _version_number(None if raw is None else int(raw), ["query", "since"])
+
+
+def _version_number(value, loc: list) -> int | None:
+    if value is not None and (type(value) is not int or not 0 <= value <= MAX_VERSION):
+        raise validation_error([_version_problem(loc)])
+    return value
+
+
+def _version_problem(loc: list) -> dict:
+    return problem(loc, f"{loc[-1]} must be a favourites version from an earlier answer (a whole number, 0 or more).", "int_type")
 
 
 def _listing_problem(loc: list) -> dict:

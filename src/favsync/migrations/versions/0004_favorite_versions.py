@@ -45,7 +45,8 @@ def upgrade():
 
 def downgrade():
     op.drop_table("favsync_sync_sessions")
-    with op.batch_alter_table("favsync_clients") as batch:
+    # Not recreated on SQLite: dropping the old clients table would cascade to their rows.
+    with op.batch_alter_table("favsync_clients", recreate="never") as batch:
         batch.drop_column("favorites_horizon")
     # Without the columns a tombstone would read as a favourite again.
     op.execute(sa.text("DELETE FROM favsync_favorites WHERE removed_at IS NOT NULL"))
