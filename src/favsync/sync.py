@@ -182,9 +182,12 @@ def _greatest(a, b):
     return sa.case((a > b, a), else_=b)
 
 
+_ALL_ROWS = aliased(Favorite)  # of the client, inside a query that reads some of its rows
+
+
 def _latest_version(client_id: int):
     """The client's favourites version, as SQL: its newest row's, or its purge horizon."""
-    rows = aliased(Favorite)
+    rows = _ALL_ROWS
     newest = (
         sa.select(sa.func.coalesce(sa.func.max(rows.version), 0))
         .where(rows.client_id == client_id)
