@@ -202,6 +202,19 @@ def test_a_removal_does_not_undo_a_heart_made_after_the_base(phone, laptop):
     assert answer["favorites"] == ["A1", "B2"]
 
 
+def test_a_heart_made_concurrently_with_anothers_survives_the_removal_of_the_other(client, headers):
+    phone, laptop, tablet = (Device(client, headers) for _ in range(3))
+    for device in (phone, laptop, tablet):
+        device.sync([])
+    phone.sync(["A1"])
+    tablet.sync()  # the tablet sees the phone's heart
+    laptop.sync(["A1"])  # the laptop, not having seen it, hearts A1 too
+
+    answer = tablet.sync([])  # the tablet un-hearts the heart it saw
+
+    assert answer["favorites"] == ["A1"]  # the laptop's heart was never seen: it stays
+
+
 def test_what_other_devices_added_after_the_base_stays(phone, laptop):
     laptop.sync(["A1"])
     phone.sync(["B2", "C3"], base=False)
