@@ -479,6 +479,16 @@ def test_a_login_with_a_session_costs_one_more_statement(auth, inbox, client, ap
 # --- tombstones -------------------------------------------------------------
 
 
+def test_a_tombstone_is_no_favourite_for_the_host_either(phone, app):
+    from favsync.sync import listing_ids
+
+    phone.sync(["A1", "B2"])
+    phone.delete("A1")
+
+    with app.app_context():
+        assert listing_ids(session().scalar(sa.select(Client.id))) == ["B2"]
+
+
 def forget_tombstones(app, days):
     """Move every tombstone's removal `days` into the past."""
     with app.app_context():

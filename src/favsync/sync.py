@@ -62,6 +62,11 @@ class Merged:
     removed: list[str]
 
 
+def listing_ids(client_id: int) -> list[str]:
+    """Return the client's favourite listing ids, oldest first (tombstones are not favourites)."""
+    return current(client_id).favorites
+
+
 def current(client_id: int, *, unless: Collection[int] = ()) -> Listing:
     """Return the client's favourites and version; skip reading the list if the version is in `unless`."""
     state = _State.read(
