@@ -30,7 +30,7 @@ def test_a_new_client_has_no_favorites(client, headers):
     response = client.get(API, headers=headers)
 
     assert response.status_code == 200
-    assert response.json == {"success": True, "favorites": []}
+    assert response.json == {"success": True, "favorites": [], "version": 0}
 
 
 def test_sync_union_merges_and_returns_the_result(client, headers):
@@ -38,7 +38,8 @@ def test_sync_union_merges_and_returns_the_result(client, headers):
     second = sync(client, headers, ["98970015", "C9231328", "98970014", "98970200"])
 
     assert first.status_code == second.status_code == 200
-    assert first.json == {"success": True, "favorites": ["98970014", "98970015", "98970171"]}
+    assert first.json == {"success": True, "favorites": ["98970014", "98970015", "98970171"],
+                          "version": 1, "merge": "union"}
     assert second.json["favorites"] == ["98970014", "98970015", "98970171", "C9231328", "98970200"]
     assert client.get(API, headers=headers).json["favorites"] == [
         "98970014", "98970015", "98970171", "C9231328", "98970200"]
@@ -78,7 +79,7 @@ def test_delete_removes_one_favorite(client, headers):
     response = client.delete(f"{API}/B2", headers=headers)
 
     assert response.status_code == 200
-    assert response.json == {"success": True, "favorites": ["A1", "C3"]}
+    assert response.json == {"success": True, "favorites": ["A1", "C3"], "version": 2}
 
 
 def test_deleting_a_missing_favorite_also_succeeds(client, headers):
@@ -194,7 +195,7 @@ def test_sync_uses_the_same_number_of_statements_for_10_and_500_ids(client, head
     with count_statements(app) as large:
         sync(client, headers, [f"L{i}" for i in range(490)])
 
-    assert len(small) == len(large) == 4  # client, lock, current ids, one insert
+    assert len(small) == len(large) == 4  # client, lock, version and current ids, one insert
 
 
 def test_list_and_delete_statement_counts(client, headers, app):
@@ -204,8 +205,8 @@ def test_list_and_delete_statement_counts(client, headers, app):
     with count_statements(app) as deleting:
         client.delete(f"{API}/A1", headers=headers)
 
-    assert len(listing) == 2  # client, ids
-    assert len(deleting) == 3  # client, delete, remaining ids
+    assert len(listing) == 2  # client, version and ids
+    assert len(deleting) == 4  # client, lock, version and ids, tombstone
 
 
 # --- authentication ------------------------------------------------------

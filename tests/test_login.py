@@ -10,7 +10,7 @@ from conftest import (
 )
 
 COOKIE = "favsync_refresh"
-VERIFIED = {"success", "client_id", "auth_token", "favorites", "email"}
+VERIFIED = {"success", "client_id", "auth_token", "favorites", "email", "version"}
 
 
 def set_cookie(response):

@@ -99,7 +99,7 @@ def test_purge_deletes_links_expired_or_used_before_the_cutoff(app, runner):
     result = runner.invoke(args=["favsync", "purge", "--days", "7"])
 
     assert result.exit_code == 0
-    assert result.output.strip() == "purged 2 magic links and 0 refresh tokens"
+    assert result.output.strip() == "purged 2 magic links, 0 refresh tokens, 0 tombstones, 0 sync sessions and 0 outbox messages"
     left = rows(app, sa.select(MagicLink.email).order_by(MagicLink.email))
     assert left == ["pending@example.com", "recent-expired@example.com"]
 
@@ -151,5 +151,5 @@ def test_purge_deletes_refresh_tokens_that_ended_before_the_cutoff(app, runner, 
 
     result = runner.invoke(args=["favsync", "purge"])
 
-    assert result.output.strip() == "purged 0 magic links and 1 refresh tokens"
+    assert result.output.strip() == "purged 0 magic links, 1 refresh tokens, 0 tombstones, 0 sync sessions and 0 outbox messages"
     assert count(app, RefreshToken) == 1

@@ -100,10 +100,10 @@ def test_make_run_serves_on_the_port_given(tmp_path, how):
 
 def test_the_curl_walk_through_answers_as_shown_and_writes_nothing_into_the_checkout(tmp_path):
     port = free_port()
-    ask, verify, sync, list_and_delete = (
+    ask, verify, *rest = (
         block.replace("127.0.0.1:5000", f"127.0.0.1:{port}") for block in blocks(WALK_THROUGH, "sh")
     )
-    shown = [json.loads(line) for block in blocks(WALK_THROUGH, "json") for line in block.splitlines()]
+    shown = documents("".join(blocks(WALK_THROUGH, "json") + blocks(WALK_THROUGH, "text")))
     checkout_before = bash("git status --porcelain --ignored")
 
     with make_run(tmp_path, f"PORT={port}") as log:
@@ -111,7 +111,7 @@ def test_the_curl_walk_through_answers_as_shown_and_writes_nothing_into_the_chec
         answers = documents(bash(ask))
         token = console_link(log, port)
         verify = verify.replace("paste-the-token-from-the-link-here", token)
-        answers += documents(bash(verify + sync + list_and_delete))
+        answers += documents(bash(verify + "".join(rest)))
 
     assert [without_token(answer) for answer in answers] == [without_token(s) for s in shown]
     assert answers[1]["auth_token"].startswith("eyJ")

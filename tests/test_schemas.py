@@ -22,7 +22,8 @@ def accepts(doc: dict, component: str, instance) -> bool:
 def test_each_request_schema_is_generated_from_its_model(served, app, model):
     expected = model.model_json_schema(ref_template=REF_TEMPLATE)
     if model is SyncRequest:
-        expected["properties"]["favorites"]["maxItems"] = app.extensions["favsync"].settings.max_favorites
+        for field in ("favorites", "removed"):
+            expected["properties"][field]["maxItems"] = app.extensions["favsync"].settings.max_favorites
 
     assert served["components"]["schemas"][model.__name__] == expected
 

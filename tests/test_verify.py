@@ -24,7 +24,7 @@ def test_following_the_link_logs_the_visitor_in(auth, inbox, config):
 
     assert response.status_code == 200
     body = response.json
-    assert set(body) == {"success", "client_id", "auth_token", "favorites", "email"}
+    assert set(body) == {"success", "client_id", "auth_token", "favorites", "email", "version"}
     assert body["success"] is True
     assert body["favorites"] == []
     assert body["email"] == VISITOR

@@ -97,6 +97,7 @@ def login_response(login: sessions.Login):
     }
     if login.favorites is not None:  # a link or code login, not a refresh
         body["favorites"] = login.favorites
+        body["version"] = login.favorites_version
         if login.redirect is not None:
             body["redirect"] = login.redirect
         notify(

@@ -9,6 +9,8 @@ from alembic.config import Config
 from flask.cli import AppGroup, with_appcontext
 
 from .database import MIGRATIONS_DIRECTORY, session, utcnow
+from .state import settings
+from .sync import purge_tombstones
 
 favsync_cli = AppGroup("favsync", help="Manage favsync's brokerages and magic links.")
 
@@ -77,10 +79,13 @@ favsync_cli.add_command(
 @favsync_cli.command("purge")
 @click.option("--days", default=7, show_default=True, help="Keep what ended more recently.")
 def purge(days: int) -> None:
-    """Delete magic links and refresh tokens that ended more than DAYS days ago."""
+    """Delete magic links, refresh tokens and outbox messages that ended more than DAYS
+    days ago, and tombstones of removed favourites older than FAVSYNC_TOMBSTONE_DAYS."""
+    from . import outbox
     from .models import MagicLink, RefreshToken
 
-    cutoff = utcnow() - timedelta(days=days)
+    now = utcnow()
+    cutoff = now - timedelta(days=days)
     links = session().execute(
         sa.delete(MagicLink).where(
             sa.or_(MagicLink.expires_at < cutoff, MagicLink.used_at < cutoff)
@@ -95,8 +100,13 @@ def purge(days: int) -> None:
             )
         )
     )
+    tombstones, sync_sessions = purge_tombstones(now - timedelta(days=settings().tombstone_days))
+    messages = outbox.purge(cutoff)
     session().commit()
-    click.echo(f"purged {links.rowcount} magic links and {tokens.rowcount} refresh tokens")
+    click.echo(
+        f"purged {links.rowcount} magic links, {tokens.rowcount} refresh tokens, "
+        f"{tombstones} tombstones, {sync_sessions} sync sessions and {messages} outbox messages"
+    )
 
 
 @favsync_cli.command("deliver")

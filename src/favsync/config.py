@@ -151,6 +151,7 @@ class Settings:
     ratelimit_verify_code_per_ip: str = setting("30 per hour", _rate_limit)
     ratelimit_emails_global: str = setting("1000 per hour", _rate_limit)
     max_favorites: int = setting(500, _positive)
+    tombstone_days: int = setting(90, _positive)  # how long a removal is remembered
     max_body_bytes: int = setting(64 * 1024, _positive)
     refresh_token_ttl: int = setting(90 * DAY, _positive)
     # None: Secure, except in debug (plain-HTTP development).

@@ -4,8 +4,8 @@ from flask import Response, request
 from .state import settings
 
 ALLOWED_METHODS = "GET, POST, DELETE"
-ALLOWED_HEADERS = "Authorization, Content-Type, X-Session-ID, X-Request-ID"
-EXPOSED_HEADERS = "Retry-After, WWW-Authenticate, X-Request-ID"
+ALLOWED_HEADERS = "Authorization, Content-Type, If-None-Match, X-Session-ID, X-Request-ID"
+EXPOSED_HEADERS = "ETag, Retry-After, WWW-Authenticate, X-Request-ID"
 
 
 def add_cors_headers(response: Response) -> Response:

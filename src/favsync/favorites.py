@@ -1,20 +1,37 @@
 """Blueprint: list, sync and delete a client's favourite listings."""
-from flask import Blueprint, g
+import re
+
+from flask import Blueprint, g, request
 
 from . import schemas
 from .auth import auth_required
 from .mounting import mount_root
 from .signals import favorites_changed, notify
 from .state import settings
-from .sync import listing_ids, merge_favorites, remove_favorite
+from .sync import DeviceList, Listing, changes_since, current, merge_favorites, remove_favorite
 
 bp = Blueprint("favorites", __name__)
+
+# Caches (the browser's too) must ask again every time; the ETag makes asking cheap.
+REVALIDATE = {"Cache-Control": "private, no-cache"}
 
 
 @auth_required
 def list_favorites():
-    """Return the client's favourites, oldest first."""
-    return {"success": True, "favorites": listing_ids(g.client_id)}
+    """Return the client's favourites, oldest first; with ?since=N, what changed since version N."""
+    since = schemas.query(schemas.ListingQuery).since
+    if since is not None:
+        changes = changes_since(g.client_id, since)
+        if isinstance(changes, Listing):  # N is older than the kept tombstones, or unknown
+            return {"success": True, "favorites": changes.favorites, "version": changes.version,
+                    "reset": True}
+        return {"success": True, "version": changes.version, "added": changes.added,
+                "removed": changes.removed}
+    listing = current(g.client_id, unless=_versions_the_device_holds())
+    headers = {"ETag": f'"{_etag(listing.version)}"', **REVALIDATE}
+    if request.if_none_match.contains_weak(_etag(listing.version)):
+        return "", 304, headers
+    return {"success": True, "favorites": listing.favorites, "version": listing.version}, headers
 
 
 # At the prefix itself ("/api/v1/favorites"), or at "/" of a host's subdomain.
@@ -26,13 +43,20 @@ bp.record(
 @bp.post("/sync")
 @auth_required
 def sync_favorites():
-    """Union-merge the device's favourites into the stored ones and return the result."""
+    """Merge the device's favourites three ways from its base version, else union-merge them."""
     limit = settings().max_favorites
-    incoming = schemas.parse(schemas.SyncRequest, max_favorites=limit).favorites
-    favorites, added = merge_favorites(g.client_id, incoming, limit)
-    if added:
-        notify(favorites_changed, client_id=g.client_id, added=added, removed=[])
-    return {"success": True, "favorites": favorites}
+    body = schemas.parse(schemas.SyncRequest, max_favorites=limit)
+    device = DeviceList(
+        favorites=body.favorites,
+        removed=body.removed,
+        base_version=body.base_version,
+        session_id=schemas.header("X-Session-ID", schemas.SessionId),
+    )
+    merged = merge_favorites(g.client_id, device, limit)
+    if merged.added or merged.removed:
+        notify(favorites_changed, client_id=g.client_id, added=merged.added, removed=merged.removed)
+    return {"success": True, "favorites": merged.favorites, "version": merged.version,
+            "merge": merged.merge}
 
 
 @bp.delete("/<listing_id>")
@@ -40,7 +64,19 @@ def sync_favorites():
 def delete_favorite(listing_id: str):
     """Remove one favourite; removing one that is not there also succeeds."""
     schemas.path("listing_id", listing_id, schemas.ListingId)
-    favorites, removed = remove_favorite(g.client_id, listing_id)
+    listing, removed = remove_favorite(g.client_id, listing_id)
     if removed:
         notify(favorites_changed, client_id=g.client_id, added=[], removed=[listing_id])
-    return {"success": True, "favorites": favorites}
+    return {"success": True, "favorites": listing.favorites, "version": listing.version}
+
+
+def _etag(version: int) -> str:
+    """The ETag of the client's list at `version` (the client too: browsers share caches)."""
+    return f"favsync-{g.client_id}-{version}"
+
+
+def _versions_the_device_holds() -> list[int]:
+    """The versions named by If-None-Match: the list need not be read when it is one of them."""
+    own = re.compile(rf"favsync-{g.client_id}-([0-9]{{1,18}})")
+    tags = request.if_none_match.as_set(include_weak=True)
+    return [int(match[1]) for tag in tags if tag and (match := own.fullmatch(tag))]

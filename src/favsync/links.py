@@ -22,7 +22,7 @@ from .mail import render_magic_link
 from .models import MAX_CODE_ATTEMPTS, Brokerage, Client, MagicLink
 from .requestlog import mask_email
 from .state import state
-from .sync import listing_ids
+from .sync import current, forget_session
 from .tokens import code_digest, is_magic_secret, new_code, new_secret, sha256_hex
 
 log = logging.getLogger("favsync.auth")
@@ -205,7 +205,9 @@ def _log_in(consumed: sa.Row, now: datetime) -> sessions.Login:
         .values(client_id=client.id)
         .execution_options(synchronize_session=False)
     )
-    favorites = listing_ids(client.id)
+    listing = current(client.id)
+    if consumed.session_id is not None:
+        forget_session(client.id, consumed.session_id)
     refresh_secret = sessions.start_family(client.id, now)
     outbox.add_event("client.verified", {
         "client_id": client.id,
@@ -224,6 +226,7 @@ def _log_in(consumed: sa.Row, now: datetime) -> sessions.Login:
         at=now,
         created=bool(client.created),
         session_id=consumed.session_id,
-        favorites=favorites,
+        favorites=listing.favorites,
+        favorites_version=listing.version,
         redirect=consumed.next_path,
     )

@@ -50,6 +50,9 @@ class Client(Base):
     )
     # Access tokens issued (iat) before this Unix time are refused: log out everywhere.
     tokens_valid_after: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The newest favourites version whose tombstones were purged: a device's base
+    # version older than this can no longer be merged three ways.
+    favorites_horizon: Mapped[int] = mapped_column(default=0, server_default="0")
 
     @classmethod
     def find_or_create(cls, brokerage_id: int, email: str) -> sa.Row:
@@ -135,8 +138,18 @@ class RefreshToken(Base):
 
 
 class Favorite(Base):
+    """A listing a client hearted; once un-hearted, its tombstone (removed_at is set).
+
+    A client's favourites version is the highest `version` of its rows (or its
+    favorites_horizon, once tombstones were purged): every change writes the
+    rows it changes with the next version.
+    """
+
     __tablename__ = "favsync_favorites"
-    __table_args__ = (sa.UniqueConstraint("client_id", "listing_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("client_id", "listing_id"),
+        sa.Index("ix_favsync_favorites_client_id_version", "client_id", "version"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(sa.ForeignKey("favsync_clients.id", ondelete="CASCADE"))
@@ -144,6 +157,34 @@ class Favorite(Base):
     created_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, server_default=sa.func.now()
     )
+    # The version that last changed this row: added, re-added or removed it.
+    version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The newest version that hearted it: a device whose base is older has not
+    # seen that heart, so its removal does not undo it (add wins).
+    added_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The versions at which it became a favourite and stopped being one,
+    # alternately, space-separated: whether it was one at any version since
+    # the client's favorites_horizon.
+    history: Mapped[str] = mapped_column(sa.Text, default="0", server_default="0")
+
+    @classmethod
+    def live(cls):
+        """A favourite, not a tombstone."""
+        return cls.removed_at.is_(None)
+
+
+class SyncSession(Base):
+    """The favourites version last returned to a browser session (X-Session-ID) by a sync."""
+
+    __tablename__ = "favsync_sync_sessions"
+
+    client_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("favsync_clients.id", ondelete="CASCADE"), primary_key=True
+    )
+    session_id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    version: Mapped[int]
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class OutboxMessage(Base):

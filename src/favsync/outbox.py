@@ -267,3 +267,16 @@ def retry_failed() -> int:
     )
     db.commit()
     return result.rowcount
+
+
+def purge(ended_before: datetime) -> int:
+    """Delete messages delivered, failed or expired before `ended_before` (caller commits)."""
+    result = session().execute(
+        sa.delete(OutboxMessage)
+        .where(
+            OutboxMessage.status.in_(("sent", "failed", "expired")),
+            sa.func.coalesce(OutboxMessage.sent_at, OutboxMessage.created_at) < ended_before,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount

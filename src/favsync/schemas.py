@@ -111,6 +111,12 @@ TypedCode = Annotated[
     Field(description="The six-digit code from the email.", examples=["482913"]),
 ]
 
+# A favourites version from an earlier answer (a 64-bit integer in SQL).
+Version = Annotated[
+    int,
+    Field(ge=0, le=2**63 - 1, description="A favourites version from an earlier answer."),
+]
+
 # --- request bodies ------------------------------------------------------------
 
 
@@ -151,11 +157,18 @@ class VerifyCodeRequest(RequestBody):
 
 
 class SyncRequest(RequestBody):
-    """Union-merge the device's favourites; at most FAVSYNC_MAX_FAVORITES ids (its maxItems)."""
+    """Merge the device's favourites: three ways from `base_version`, else the union.
+
+    At most FAVSYNC_MAX_FAVORITES ids in `favorites` and in `removed` (their maxItems).
+    """
 
     favorites: list[ListingId]
+    removed: list[ListingId] = Field(
+        default=[], description="Ids the device un-hearted since its base version.")
+    base_version: Version | None = Field(
+        default=None, description="The version the device last received; without it, a union.")
 
-    @field_validator("favorites", mode="before")
+    @field_validator("favorites", "removed", mode="before")
     @classmethod
     def _at_most_the_limit(cls, value: Any, info: ValidationInfo) -> Any:
         limit = info.context["max_favorites"]
@@ -192,6 +205,7 @@ class Login(TypedDict):
     auth_token: str
     favorites: list[ListingId]
     email: str
+    version: Version
     redirect: NotRequired[Annotated[str, Field(description="The `next` stored with the link, when there was one.")]]
 
 
@@ -207,6 +221,35 @@ class Favorites(TypedDict):
     __pydantic_config__ = ConfigDict(extra="forbid")
     success: Literal[True]
     favorites: list[ListingId]
+    version: Version
+
+
+class Synced(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    success: Literal[True]
+    favorites: list[ListingId]
+    version: Version
+    merge: Annotated[Literal["union", "three-way"], Field(description="How the device's list was merged.")]
+
+
+class Changes(TypedDict):
+    """What changed since the version a device holds (`GET ?since=`)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    success: Literal[True]
+    version: Version
+    added: list[ListingId]
+    removed: list[ListingId]
+
+
+class Reset(TypedDict):
+    """The changes since that version are no longer known: the whole list."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    success: Literal[True]
+    favorites: list[ListingId]
+    version: Version
+    reset: Literal[True]
 
 
 class Problem(TypedDict):
@@ -244,6 +287,18 @@ def parse(model: type[M], **context: Any) -> M:
     return _validated(model, body, ["body"], context)
 
 
+class ListingQuery(BaseModel):
+    """The query of GET favourites: `since`, and nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
+    since: Version | None = None
+
+
+def query(model: type[BaseModel]) -> Any:
+    """Return the URL's query as `model` (its strings read as numbers where it says so)."""
+    return _validated(model, request.args.to_dict(), ["query"], strict=False)
+
+
 def header(name: str, type_: Any) -> Any:
     """Return the request header `name` as `type_`, or None when it was not sent."""
     value = request.headers.get(name)
@@ -273,9 +328,10 @@ def _adapter(type_: Any) -> TypeAdapter:
     return TypeAdapter(type_)
 
 
-def _validated(type_: Any, value: Any, loc: list, context: dict | None = None) -> Any:
+def _validated(type_: Any, value: Any, loc: list, context: dict | None = None, *,
+               strict: bool = True) -> Any:
     try:
-        return _adapter(type_).validate_python(value, strict=True, context=context)
+        return _adapter(type_).validate_python(value, strict=strict, context=context)
     except ValidationError as exc:
         problems = exc.errors(include_url=False, include_context=False, include_input=False)
         raise validation_error([
@@ -287,9 +343,10 @@ def _validated(type_: Any, value: Any, loc: list, context: dict | None = None) -
 # --- the OpenAPI components ----------------------------------------------------
 
 REQUESTS = (MagicLinkRequest, VerifyRequest, VerifyCodeRequest, SyncRequest, LogoutRequest)
-ANSWERS = (Accepted, Success, Login, Refreshed, Favorites, Error)
+ANSWERS = (Accepted, Success, Login, Refreshed, Favorites, Synced, Changes, Reset, Error)
 # Field types the document names, for its parameters.
-NAMED_TYPES = {"Email": Email, "ListingId": ListingId, "MagicToken": MagicToken, "SessionId": SessionId}
+NAMED_TYPES = {"Email": Email, "ListingId": ListingId, "MagicToken": MagicToken,
+               "SessionId": SessionId, "Version": Version}
 
 
 def openapi_schemas(max_favorites: int) -> dict:
@@ -300,5 +357,6 @@ def openapi_schemas(max_favorites: int) -> dict:
     schemas = {**definitions}
     for (name, _mode), schema in by_name.items():
         schemas.setdefault(name, schema)  # a type without a definition of its own
-    schemas["SyncRequest"]["properties"]["favorites"]["maxItems"] = max_favorites
+    for field in ("favorites", "removed"):
+        schemas["SyncRequest"]["properties"][field]["maxItems"] = max_favorites
     return schemas

@@ -33,6 +33,7 @@ class Login:
     created: bool = False  # the client (the lead) did not exist before
     session_id: str | None = None
     favorites: list[str] | None = None
+    favorites_version: int | None = None
     redirect: str | None = None
 
     def auth_token(self) -> str:

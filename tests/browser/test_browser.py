@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import urllib.request
 
-from browser import browser, devices, site  # noqa: F401  (fixtures)
 
 import pytest
 
+pytest_plugins = ["browser"]  # the fixtures: browser, site, devices
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 VISITOR = "visitor@example.com"
 
