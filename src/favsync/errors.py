@@ -73,11 +73,21 @@ def refresh_token_reused() -> ApiError:
 # -- 410 ------------------------------------------------------------------------
 
 def token_used() -> ApiError:
-    return ApiError(410, "token_used", "This sign-in link was already used; request a new one.")
+    return ApiError(
+        410, "token_used",
+        "This sign-in link was already used, perhaps in another browser; sign in again here.",
+    )
 
 
 def token_expired() -> ApiError:
     return ApiError(410, "token_expired", "This sign-in link has expired; request a new one.")
+
+
+def code_used() -> ApiError:
+    return ApiError(
+        410, "code_used",
+        "This code was already used to sign in, perhaps in another browser; request a new one here.",
+    )
 
 
 def too_many_attempts() -> ApiError:

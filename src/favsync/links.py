@@ -11,6 +11,7 @@ from flask import current_app, url_for
 from . import outbox, sessions
 from .database import serialize, session, utcnow
 from .errors import (
+    code_used,
     invalid_code,
     invalid_token,
     too_many_attempts,
@@ -118,7 +119,7 @@ def redeem_link(secret: str) -> sessions.Login:
     now = utcnow()
     # One conditional UPDATE decides the race: of any number of concurrent
     # redemptions, exactly one sees a row come back.
-    consumed = session().execute(_consume(MagicLink.token == token_digest, now)).first()
+    consumed = session().execute(_consume(MagicLink.token == token_digest, now, by_code=False)).first()
     if consumed is None:
         session().rollback()
         raise _why_unredeemable(token_digest, now)
@@ -135,17 +136,20 @@ def redeem_code(email: str, code: str) -> sessions.Login:
     now = utcnow()
     match = (
         sa.select(MagicLink.id)
-        .where(MagicLink.email == email, MagicLink.code == digest, MagicLink.pending(now))
+        .where(MagicLink.email == email, MagicLink.code == digest, MagicLink.code_pending(now))
         .order_by(MagicLink.id.desc())
         .limit(1)
         .scalar_subquery()
     )
-    consumed = db.execute(_consume(MagicLink.id == match, now)).first()
+    consumed = db.execute(_consume(MagicLink.id == match, now, by_code=True)).first()
     if consumed is not None:
         return _log_in(consumed, now)
+    if _code_was_used(email, digest, now):
+        db.rollback()
+        raise code_used()
     attempts = db.scalars(
         sa.update(MagicLink)
-        .where(MagicLink.email == email, MagicLink.pending(now))
+        .where(MagicLink.email == email, MagicLink.code_pending(now))
         .values(failed_attempts=MagicLink.failed_attempts + 1)
         .returning(MagicLink.failed_attempts)
         .execution_options(synchronize_session=False)
@@ -158,12 +162,16 @@ def redeem_code(email: str, code: str) -> sessions.Login:
     raise invalid_code()
 
 
-def _consume(which, now: datetime):
-    """The conditional UPDATE that uses one pending link, returning what the login needs."""
+def _consume(which, now: datetime, *, by_code: bool):
+    """The conditional UPDATE that uses a link or its code once, returning what the login needs."""
+    if by_code:
+        usable, used = MagicLink.code_pending(now), {"code_used_at": now}
+    else:
+        usable, used = MagicLink.pending(now), {"used_at": now}
     return (
         sa.update(MagicLink)
-        .where(which, MagicLink.pending(now))
-        .values(used_at=now)
+        .where(which, usable)
+        .values(**used)
         .returning(
             MagicLink.id,
             MagicLink.brokerage_id,
@@ -173,6 +181,16 @@ def _consume(which, now: datetime):
         )
         .execution_options(synchronize_session=False)
     )
+
+
+def _code_was_used(email: str, digest: str, now: datetime) -> bool:
+    """The right code, already used (it signed someone in): not a wrong guess."""
+    return session().scalar(
+        sa.select(sa.func.count()).where(
+            MagicLink.email == email, MagicLink.code == digest,
+            MagicLink.code_used_at.is_not(None), MagicLink.expires_at > now,
+        )
+    ) > 0
 
 
 def _has_dead_links(email: str, now: datetime) -> bool:

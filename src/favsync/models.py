@@ -100,22 +100,32 @@ class MagicLink(Base):
     code: Mapped[str | None] = mapped_column(sa.String(64))  # keyed hash of the typed code
     next_path: Mapped[str | None] = mapped_column(sa.String(512))
     failed_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The link and the typed code are one-time each: the link opened on a phone,
+    # the code typed in the laptop's tab that asked, both sign in.
+    code_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # What state a link is in, as SQL: each rule stated once, here.
     @classmethod
     def live(cls, now: datetime):
-        """Neither used nor expired."""
+        """The link is neither used nor expired."""
         return sa.and_(cls.used_at.is_(None), cls.expires_at > now)
 
     @classmethod
     def pending(cls, now: datetime):
-        """Live, and not killed by wrong codes: it can still log someone in."""
+        """The link is live, and not killed by wrong codes: it can still log someone in."""
         return sa.and_(cls.live(now), cls.failed_attempts < MAX_CODE_ATTEMPTS)
 
     @classmethod
+    def code_pending(cls, now: datetime):
+        """The typed code is unused, unexpired, and not killed by wrong codes."""
+        return sa.and_(cls.code_used_at.is_(None), cls.expires_at > now,
+                       cls.failed_attempts < MAX_CODE_ATTEMPTS)
+
+    @classmethod
     def dead(cls, now: datetime):
-        """Live, but killed by wrong codes."""
-        return sa.and_(cls.live(now), cls.failed_attempts >= MAX_CODE_ATTEMPTS)
+        """Unexpired, something of it unused, but killed by wrong codes."""
+        return sa.and_(cls.expires_at > now, cls.failed_attempts >= MAX_CODE_ATTEMPTS,
+                       sa.or_(cls.used_at.is_(None), cls.code_used_at.is_(None)))
 
 
 class RefreshToken(Base):
