@@ -1,7 +1,6 @@
 """FavSync, the Flask extension: wires configuration, database, limits, mail and routes."""
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import Blueprint, Flask, request
 from flask_sqlalchemy import SQLAlchemy
 
@@ -80,10 +79,7 @@ class FavSync:
             mailer=Mailer.for_app(app, settings),
             celery=celery,
         )
-        # Outbox rows are handed to delivery once their transaction commits.
-        if not sa.event.contains(db.session, "after_commit", outbox.on_commit):
-            sa.event.listen(db.session, "after_commit", outbox.on_commit)
-            sa.event.listen(db.session, "after_soft_rollback", outbox.on_rollback)
+        outbox.listen(db.session)  # rows are handed to delivery once their transaction commits
         if register_blueprint:
             app.register_blueprint(api, url_prefix=settings.url_prefix)
         app.cli.add_command(favsync_cli)
