@@ -47,14 +47,16 @@ def render_magic_link(*, to: str, brokerage: str, url: str, code: str, minutes: 
 class TimeoutConnection(Connection):
     """Flask-Mail's SMTP connection, with the timeout it lacks and TLS that verifies."""
 
-    def __init__(self, mail, timeout: int) -> None:
+    def __init__(self, mail, timeout: int, ca_file: str | None = None) -> None:
         super().__init__(mail)
         self.timeout = timeout
+        self.ca_file = ca_file
 
     def configure_host(self) -> smtplib.SMTP:
         # smtplib's own default context verifies nothing: anyone on the path
-        # could read every sign-in link.
-        context = ssl.create_default_context()
+        # could read every sign-in link. This one checks the certificate and the
+        # host name, against the system's CAs or FAVSYNC_MAIL_TLS_CA_FILE.
+        context = ssl.create_default_context(cafile=self.ca_file)
         if self.mail.use_ssl:
             host = smtplib.SMTP_SSL(
                 self.mail.server, self.mail.port, timeout=self.timeout, context=context
@@ -71,10 +73,11 @@ class TimeoutConnection(Connection):
 class Mailer:
     """Sends favsync's emails by SMTP, or writes them to the log in development."""
 
-    def __init__(self, state, sender: str, timeout: int) -> None:
+    def __init__(self, state, sender: str, timeout: int, ca_file: str | None = None) -> None:
         self._state = state  # Flask-Mail's per-app state; None writes emails to the log
         self.sender = sender
         self.timeout = timeout
+        self.ca_file = ca_file
 
     @classmethod
     def for_app(cls, app: Flask, settings: Settings) -> Mailer:
@@ -104,7 +107,8 @@ class Mailer:
                 "magic links by SMTP and will not write them to the log"
             )
         sender = settings.mail_default_sender or getattr(state, "default_sender", None)
-        return cls(state, sender or "no-reply@localhost", settings.mail_timeout)
+        return cls(state, sender or "no-reply@localhost", settings.mail_timeout,
+                   settings.mail_tls_ca_file)
 
     def message_id(self, uid: str) -> str:
         """A Message-ID stable across retries, so a rare duplicate is recognisable."""
@@ -127,7 +131,7 @@ class Mailer:
                         email.to, email.text)
             return
         try:
-            with TimeoutConnection(self._state, self.timeout) as connection:
+            with TimeoutConnection(self._state, self.timeout, self.ca_file) as connection:
                 connection.send(message)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
