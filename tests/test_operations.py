@@ -96,7 +96,7 @@ def test_add_brokerage(app, runner, auth, inbox):
 
 def test_purge_deletes_refresh_tokens_that_ended_before_the_cutoff(app, runner, auth, client):
     auth.login()
-    client.post(f"{API}/token/refresh")  # one rotated token, one live
+    client.post(f"{API}/token/refresh", json={})  # one rotated token, one live
     with database(app) as session:
         rotated = session.scalar(sa.select(RefreshToken).where(RefreshToken.rotated_at.is_not(None)))
         rotated.rotated_at -= timedelta(days=8)
