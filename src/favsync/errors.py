@@ -52,6 +52,12 @@ def invalid_code() -> ApiError:
     return ApiError(400, "invalid_code", "That code is not right or has expired; check the email.")
 
 
+def unknown_host(host: str) -> ApiError:
+    return ApiError(
+        400, "unknown_host", f"This service does not answer on {host!r} (see FAVSYNC_TRUSTED_HOSTS)."
+    )
+
+
 # -- 401 ------------------------------------------------------------------------
 
 def unauthorized(message: str, code: str = "unauthorized") -> ApiError:
@@ -65,6 +71,24 @@ def invalid_refresh_token(message: str = "The refresh token is not valid; sign i
 
 def refresh_token_reused() -> ApiError:
     return unauthorized("This session was ended; sign in again.", "refresh_token_reused")
+
+
+# -- 403 ------------------------------------------------------------------------
+
+def json_required() -> ApiError:
+    # A page of any site can send a form or text/plain POST without a preflight;
+    # only a JSON one must be let through by CORS first.
+    return ApiError(
+        403, "json_required",
+        "Send this request with 'Content-Type: application/json' (the body may be empty).",
+    )
+
+
+def origin_not_allowed(origin: str) -> ApiError:
+    return ApiError(
+        403, "origin_not_allowed",
+        f"Requests from {origin!r} may not use the refresh cookie (see FAVSYNC_CORS_ORIGINS).",
+    )
 
 
 # -- 410 ------------------------------------------------------------------------
@@ -86,6 +110,11 @@ def too_many_attempts() -> ApiError:
 
 
 # -- 422, 429 -------------------------------------------------------------------
+
+def unprocessable_body(problems: list[dict]) -> ApiError:
+    """Seed 002's validation error: pydantic's own items (loc, msg, type, input, ctx)."""
+    return ApiError(422, "validation_error", "The request is not valid.", details=problems)
+
 
 def too_many_favorites(limit: int, count: int) -> ApiError:
     return ApiError(

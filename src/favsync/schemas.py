@@ -21,16 +21,17 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
-    ValidationError,
     ValidationInfo,
     field_validator,
 )
+from pydantic import ValidationError as PydanticValidationError
 from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import PydanticCustomError
 from typing_extensions import NotRequired, TypedDict
+from werkzeug.exceptions import BadRequest
 
-from .errors import invalid_json, too_many_sent, validation_error
-from .tokens import MAGIC_SECRET
+from .errors import invalid_json, too_many_sent, unprocessable_body, validation_error
+from .tokens import CODE_ALPHABET, CODE_LENGTH, MAGIC_SECRET
 
 MAX_REPORTED_ERRORS = 20
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -38,10 +39,11 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 # --- field types ---------------------------------------------------------------
 
 MAX_EMAIL_LENGTH = 254
-# What every address the validator accepts looks like: one @ and a dot in the
-# domain (IDNA turns the ideographic full stops into dots). The document states
-# it, so a client can tell "0" is no address without asking.
-EMAIL_SHAPE = re.compile(r"^[^@]+@[^@]+[.\u3002\uff0e\uff61][^@]+$")
+# What every address the validator accepts looks like: at most 64 characters
+# before one @ (RFC 5321), and a dot in the domain (IDNA turns the ideographic
+# full stops into dots). The document states it, so a client can tell "0" is no
+# address without asking.
+EMAIL_SHAPE = re.compile(r"^\s*[^@\s]{1,64}@[^@]+[.\u3002\uff0e\uff61][^@]+$")
 
 
 def _null_is_missing(value: Any) -> Any:
@@ -53,7 +55,10 @@ def _null_is_missing(value: Any) -> Any:
 def _normalised_email(value: str) -> str:
     try:
         # SMTPUTF8 local parts are refused: many mail servers would not deliver them.
-        checked = validate_email(value.strip().lower(), allow_smtputf8=False, check_deliverability=False)
+        # strict: the local part is at most 64 characters, as RFC 5321 says.
+        checked = validate_email(
+            value.strip().lower(), allow_smtputf8=False, check_deliverability=False, strict=True
+        )
     except EmailNotValidError as exc:
         raise PydanticCustomError("value_error", str(exc)) from None
     if not EMAIL_SHAPE.fullmatch(value):
@@ -72,9 +77,10 @@ Email = Annotated[
         json_schema_extra={"pattern": EMAIL_SHAPE.pattern},
     ),
 ]
+# Not only dots: "." and ".." would walk up any path built from the id.
 ListingId = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,50}$"),
+    StringConstraints(max_length=50, pattern=r"^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$"),
     Field(examples=["98970014"]),
 ]
 # The view checks the shape and answers a malformed link with 400 invalid_token.
@@ -105,10 +111,27 @@ NextPath = Annotated[
         examples=["/listings/C9231328"],
     ),
 ]
+_CODE_CHARACTER = "[2-9A-HJ-NP-Za-hj-np-z]"  # CODE_ALPHABET, in either case
+
+
+def _typed_code(code: str) -> str:
+    """The code as it was issued: upper-case, without the separator."""
+    return code.upper().replace("-", "").replace(" ", "")
+
+
 TypedCode = Annotated[
     str,
-    StringConstraints(pattern=r"^[0-9]{6}$"),
-    Field(description="The six-digit code from the email.", examples=["482913"]),
+    StringConstraints(
+        pattern=f"^{_CODE_CHARACTER}{{4}}[- ]?{_CODE_CHARACTER}{{4}}$",
+    ),
+    AfterValidator(_typed_code),
+    Field(
+        description=(
+            f"The code from the email: {CODE_LENGTH} characters of {CODE_ALPHABET} "
+            "(no 0, O, 1 or I), in either case, the middle dash optional."
+        ),
+        examples=["K7QM-3XPD"],
+    ),
 ]
 
 # --- request bodies ------------------------------------------------------------
@@ -276,7 +299,7 @@ def _adapter(type_: Any) -> TypeAdapter:
 def _validated(type_: Any, value: Any, loc: list, context: dict | None = None) -> Any:
     try:
         return _adapter(type_).validate_python(value, strict=True, context=context)
-    except ValidationError as exc:
+    except PydanticValidationError as exc:
         problems = exc.errors(include_url=False, include_context=False, include_input=False)
         raise validation_error([
             {"loc": [*loc, *problem["loc"]], "msg": problem["msg"], "type": problem["type"]}
