@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 import favsync
-from hostapp import Lead, create_host_app, db
+from hostapp import Deal, Lead, create_host_app, db, favorites
 
 from conftest import ROOT, Auth, bearer, dispose, settings
 
@@ -61,6 +61,55 @@ def test_a_failing_host_hook_does_not_break_the_login(host, inbox, caplog):
 
     assert login["success"] is True
     assert "a favsync.client-verified receiver failed" in caplog.text
+
+
+def seed_login(host, inbox, deal_id=None):
+    """Sign the visitor in on the site by seed 002's login; its answer."""
+    client = host.test_client()
+    Auth(client, inbox, prefix="/favs").request_link()
+    code = inbox.secret_for("visitor@example.com")
+    return client.post("/api/auth/magic-link/verify", json={"code": code, "deal_id": deal_id})
+
+
+def test_the_sites_hooks_fill_in_seed_002s_login(host, inbox):
+    with host.app_context():
+        db.session.add_all([Deal(id="D-7", buyer_email="visitor@example.com", buyer_name="Vera Visitor"),
+                            Deal(id="D-8", buyer_email="someone@example.com", buyer_name="Someone")])
+        db.session.commit()
+
+    own = seed_login(host, inbox, deal_id="D-7").json
+    other = seed_login(host, inbox, deal_id="D-8").json
+
+    assert own["user"]["display_name"] == "Vera Visitor"
+    assert own["user"]["avatar_url"] == f"https://lakeside.example/avatars/{own['user']['id']}.png"
+    assert own["has_deals"] is True and len(own["matomo_visitor_id"]) == 16
+    assert own["redirect_deal_id"] == "D-7"
+    assert other["redirect_deal_id"] is None  # not the visitor's deal
+
+
+def test_failing_hooks_leave_the_safe_defaults(host, inbox, monkeypatch, caplog):
+    def broken(**extra):
+        raise RuntimeError("a host bug")
+
+    monkeypatch.setattr(favorites.hooks, "profile", broken)
+    monkeypatch.setattr(favorites.hooks, "deal_access", broken)
+
+    response = seed_login(host, inbox, deal_id="D-7")
+
+    assert response.status_code == 200
+    assert response.json["user"]["display_name"] == "visitor"
+    assert (response.json["has_deals"], response.json["matomo_visitor_id"]) == (False, None)
+    assert response.json["redirect_deal_id"] is None
+    assert "the broken hook failed" in caplog.text
+
+
+def test_a_hook_answering_something_else_is_ignored(host, inbox, monkeypatch):
+    monkeypatch.setattr(favorites.hooks, "profile", lambda **extra: {"display_name": "Dict"})
+    monkeypatch.setattr(favorites.hooks, "deal_access", lambda **extra: "yes")
+
+    body = seed_login(host, inbox, deal_id="D-7").json
+
+    assert body["user"]["display_name"] == "visitor" and body["redirect_deal_id"] is None
 
 
 def test_host_pages_stay_html_and_favsync_errors_stay_json(host):

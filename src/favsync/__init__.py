@@ -7,16 +7,20 @@ from typing import Any, Mapping
 from flask import Flask
 from flask_migrate import Migrate
 
-from . import errors, health
+from . import errors, guards, health
+from .auth import seed_bp as auth_blueprint
 from .config import load_environment
 from .database import MIGRATIONS_DIRECTORY, include_name
 from .extension import FavSync, api as blueprint
+from .hooks import Profile
 from .requestlog import init_request_log
 from .signals import client_verified, favorites_changed
 from .state import EXTENSION_KEY
 
 __all__ = [
     "FavSync",
+    "Profile",
+    "auth_blueprint",
     "blueprint",
     "client_verified",
     "create_app",
@@ -35,5 +39,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     Migrate(app, app.extensions[EXTENSION_KEY].db, directory=MIGRATIONS_DIRECTORY)
     app.register_blueprint(health.bp)
     errors.register(app)  # standalone: unknown URLs and methods get JSON too
+    app.after_request(guards.add_security_headers)  # the health probes' answers too
     init_request_log(app)
     return app

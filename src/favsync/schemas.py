@@ -3,6 +3,8 @@
 A view reads its input with `parse(Model)` (the JSON body), `header(name, Type)`
 and `path(name, value, Type)`; any problem is a 400 whose details are
 pydantic's loc/msg/type, the loc starting with "body", "header" or "path".
+Seed 002's login reads its body with `parse_seed(Model)`: a problem is its 422,
+pydantic's own items with input and ctx.
 """
 from __future__ import annotations
 
@@ -194,6 +196,15 @@ class LogoutRequest(RequestBody):
     all: bool = False
 
 
+class MagicLinkVerifyBody(RequestBody):
+    """Seed 002: verify a magic link code (the secret from the email URL)."""
+
+    code: str = Field(description="The magic link code from the email URL")
+    deal_id: str | None = Field(
+        default=None, description="Optional deal ID (from invite links) for post-login redirect"
+    )
+
+
 # --- answers -------------------------------------------------------------------
 
 
@@ -232,8 +243,58 @@ class Favorites(TypedDict):
     favorites: list[ListingId]
 
 
+class LoginUserDict(TypedDict):
+    """Inner user payload of a login response."""
+
+    __pydantic_config__ = ConfigDict(extra="ignore")
+    id: str
+    display_name: NotRequired[str | None]
+    email: NotRequired[str | None]
+    avatar_url: NotRequired[str | None]
+    provider: NotRequired[str | None]
+
+
+class LoginResponse(TypedDict):
+    """Response from POST /auth/login and POST /auth/magic-link/verify.
+
+    NOTE (D6 fix, May 2026): refresh tokens are emitted as Set-Cookie headers only — there is intentionally no refresh_token field in the body. Legacy UI code that read data.refresh_token was always reading undefined; that read has been removed in lockstep.
+    """
+
+    __pydantic_config__ = ConfigDict(extra="allow")
+    access_token: str
+    user: LoginUserDict
+    expires_in_minutes: NotRequired[int | None]
+    has_deals: NotRequired[bool | None]
+    force_password_change: NotRequired[bool | None]
+    matomo_visitor_id: NotRequired[str | None]
+    redirect_deal_id: NotRequired[Annotated[
+        str | None, Field(description="The `deal_id` sent, once the host's deal check accepts it.")
+    ]]
+
+
+class ValidationError(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="ignore")
+    loc: Annotated[list[str | int], Field(title="Location")]
+    msg: Annotated[str, Field(title="Message")]
+    type: Annotated[str, Field(title="Error Type")]
+    input: NotRequired[Annotated[Any, Field(title="Input")]]
+    ctx: NotRequired[Annotated[dict, Field(title="Context")]]
+
+
+class HTTPValidationError(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="ignore")
+    detail: NotRequired[Annotated[list[ValidationError], Field(title="Detail")]]
+
+
+class HTTPError(TypedDict):
+    """Any other error of seed 002's login (an unknown, used or expired code...)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    detail: Annotated[str, Field(title="Detail")]
+
+
 class Problem(TypedDict):
-    """One invalid field (seed 002's ValidationError)."""
+    """One invalid field: pydantic's loc, msg and type."""
 
     __pydantic_config__ = ConfigDict(extra="forbid")
     loc: Annotated[list[str | int], Field(examples=[["body", "email"]])]
@@ -265,6 +326,38 @@ def parse(model: type[M], **context: Any) -> M:
     """Return the JSON body as `model`, or raise 400 naming each invalid field."""
     body = _json_object() if model.body_required or request.get_data(cache=True) else {}
     return _validated(model, body, ["body"], context)
+
+
+def parse_seed(model: type[M]) -> M:
+    """Return the JSON body as `model`, or raise seed 002's 422 with pydantic's own items."""
+    if not request.get_data(cache=True):
+        raise unprocessable_body([{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}])
+    try:
+        if not request.is_json:
+            raise BadRequest("Content-Type is not application/json")
+        body = request.get_json()
+    except (BadRequest, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        raise unprocessable_body([{
+            "type": "json_invalid", "loc": ["body"], "msg": "JSON decode error", "input": {},
+            "ctx": {"error": getattr(exc, "description", None) or exc.__class__.__name__},
+        }]) from None
+    try:
+        return _adapter(model).validate_python(body, strict=True)
+    except PydanticValidationError as exc:
+        raise unprocessable_body([
+            _jsonable({**problem, "loc": ["body", *problem["loc"]]})
+            for problem in exc.errors(include_url=False)[:MAX_REPORTED_ERRORS]
+        ]) from None
+
+
+def _jsonable(problem: dict) -> dict:
+    # ctx may hold exception objects (a custom validator's ValueError): their text.
+    if "ctx" in problem:
+        problem["ctx"] = {
+            key: value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+            for key, value in problem["ctx"].items()
+        }
+    return problem
 
 
 def header(name: str, type_: Any) -> Any:
@@ -309,8 +402,14 @@ def _validated(type_: Any, value: Any, loc: list, context: dict | None = None) -
 
 # --- the OpenAPI components ----------------------------------------------------
 
-REQUESTS = (MagicLinkRequest, VerifyRequest, VerifyCodeRequest, SyncRequest, LogoutRequest)
-ANSWERS = (Accepted, Success, Login, Refreshed, Favorites, Error)
+REQUESTS = (
+    MagicLinkRequest, VerifyRequest, VerifyCodeRequest, SyncRequest, LogoutRequest,
+    MagicLinkVerifyBody,
+)
+ANSWERS = (
+    Accepted, Success, Login, Refreshed, Favorites, Error,
+    LoginResponse, HTTPValidationError, HTTPError,
+)
 # Field types the document names, for its parameters.
 NAMED_TYPES = {"Email": Email, "ListingId": ListingId, "MagicToken": MagicToken, "SessionId": SessionId}
 
