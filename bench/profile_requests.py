@@ -28,6 +28,7 @@ def main() -> None:
             "FAVSYNC_SQLALCHEMY_DATABASE_URI": dsn.replace("postgresql://", "postgresql+psycopg://"),
             "FAVSYNC_SECRET_KEY": SECRET, "FAVSYNC_MAIL_SERVER": "127.0.0.1",
             "FAVSYNC_MAGIC_LINK_URL": "https://homes.example/verify?token={token}",
+            "FAVSYNC_TRUSTED_HOSTS": "localhost",
         })
         with app.app_context():
             import flask_migrate
