@@ -1,6 +1,8 @@
 """gunicorn settings for `make serve`; override with GUNICORN_CMD_ARGS="--bind ... --workers ..."."""
 import sys
 
+from gunicorn.http import wsgi as gunicorn_http
+
 wsgi_app = "wsgi:app"
 bind = "127.0.0.1:8000"
 workers = 4
@@ -45,3 +47,16 @@ def post_fork(server, worker):
         with app.app_context():
             for engine in app.extensions["favsync"].db.engines.values():
                 engine.dispose(close=False)
+
+
+# gunicorn announces itself on every answer (Server: gunicorn) and has no setting
+# to stop it (benoitc/gunicorn#825). Drop the line from the headers it adds; loaded
+# here, in the master, so that every forked worker does the same.
+_gunicorn_default_headers = gunicorn_http.Response.default_headers
+
+
+def _default_headers_without_server(response):
+    return [line for line in _gunicorn_default_headers(response) if not line.startswith("Server:")]
+
+
+gunicorn_http.Response.default_headers = _default_headers_without_server

@@ -35,6 +35,7 @@ def main() -> None:
             "FAVSYNC_RATELIMIT_EMAILS_GLOBAL": "100000000 per hour",
             "FAVSYNC_CELERY_BROKER_URL": BROKER_URI,
             "FAVSYNC_CELERY_QUEUE": name,
+            "FAVSYNC_TRUSTED_HOSTS": "localhost",
         })
         with app.app_context():
             import flask_migrate

@@ -49,7 +49,7 @@ class Sink:
 def bearer(client_id: int) -> dict:
     now = int(time.time())
     claims = {"client_id": client_id, "brokerage_id": 1, "email": f"bench{client_id}@example.com",
-              "iat": now, "exp": now + 86400, "type": "favorites_auth"}
+              "iat": now, "exp": now + 86400, "type": "favorites_auth", "sid": f"bench-{client_id}"}
     return {"Authorization": "Bearer " + jwt.encode(claims, SECRET, algorithm="HS256")}
 
 
@@ -78,6 +78,11 @@ def seed(dsn: str) -> None:
                    " SELECT 1, 'bench' || g || '@example.com' FROM generate_series(1, 300) g")
         db.execute("INSERT INTO favsync_favorites (client_id, listing_id)"
                    " SELECT c, 'L-' || f FROM generate_series(1, 300) c, generate_series(1, 50) f")
+        # One signed-in session per client: the `sid` of the bench's tokens.
+        db.execute("INSERT INTO favsync_refresh_tokens"
+                   " (client_id, family, token, created_at, expires_at, family_started_at)"
+                   " SELECT g, 'bench-' || g, encode(sha256(('bench-' || g)::bytea), 'hex'),"
+                   " now(), now() + interval '1 day', now() FROM generate_series(1, 300) g")
         db.execute("ANALYZE")
 
 
@@ -218,6 +223,7 @@ def main() -> None:
             "FAVSYNC_MAIL_SERVER": "127.0.0.1",
             "FAVSYNC_MAIL_PORT": str(smtp_port),
             "FAVSYNC_MAGIC_LINK_URL": "https://homes.example/verify?token={token}",
+            "FAVSYNC_TRUSTED_HOSTS": "127.0.0.1",
             "FAVSYNC_RATELIMIT_STORAGE_URI": REDIS_URI,
             "FAVSYNC_RATELIMIT_KEY_PREFIX": f"favsync-bench-{run}",
             "FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP": "100000000 per hour",

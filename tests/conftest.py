@@ -14,6 +14,8 @@ import re
 import socket
 import threading
 import time
+from datetime import datetime, timezone
+from http.cookies import SimpleCookie
 from urllib.parse import urlsplit
 
 import pytest
@@ -24,8 +26,11 @@ from backends import MIGRATIONS, ROOT, open_backend  # noqa: F401  (tests import
 from favsync import create_app
 from favsync.config import ConfigError, load_environment  # noqa: F401  (tests import them here)
 from favsync.database import Base, session as db_session  # noqa: F401
-from favsync.models import Brokerage, Client, Favorite, MagicLink, RefreshToken  # noqa: F401
-from favsync.tokens import encode_auth_token
+from favsync.models import (  # noqa: F401
+    MAX_CODE_ATTEMPTS, Brokerage, Client, Favorite, MagicLink, RefreshToken,
+)
+from favsync.sessions import start_family
+from favsync.tokens import CODE_ALPHABET, CODE_LENGTH, encode_auth_token  # noqa: F401
 from hostapp import create_host_app, db as host_db
 
 # The browser suite (tests/browser, real Chromium) runs with `make test-browser` only.
@@ -37,7 +42,47 @@ VISITOR = "visitor@example.com"
 MAIL_WAIT_SECONDS = 15
 # The API's own verify URL, or a landing page's ?token= (the demo's, a site's).
 LINK = re.compile(r"https?://\S+/verify(?:/|\?token=)([A-Za-z0-9_-]+)")
-CODE = re.compile(r"type this code: ([0-9]{6})\b")
+CODE = re.compile(r"type this code: ([2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4})\b")
+
+
+COOKIE = "favsync_refresh"
+
+
+def set_cookie(response) -> str:
+    """The Set-Cookie header of the refresh cookie."""
+    [header] = [v for k, v in response.headers.items() if k == "Set-Cookie" and v.startswith(COOKIE)]
+    return header
+
+
+def cookie_value(response) -> str:
+    return SimpleCookie(set_cookie(response))[COOKIE].value
+
+
+def refresh(client, prefix: str = API, **kwargs):
+    """POST token/refresh as a site's front end does: JSON, with the cookie."""
+    return client.post(f"{prefix}/token/refresh", json={}, **kwargs)
+
+
+def log_out(client, body=None, **kwargs):
+    """POST logout as a site's front end does."""
+    return client.post(f"{API}/logout", json=body or {}, **kwargs)
+
+
+# What a production app needs beyond the test configuration.
+PRODUCTION = {"TESTING": False, "FAVSYNC_MAGIC_LINK_URL": "https://homes.example/verify?token={token}",
+              "FAVSYNC_TRUSTED_HOSTS": "homes.example"}
+
+
+@contextlib.contextmanager
+def signalled(signal, app):
+    """Record what `signal` sends for `app` within the block: a list of keyword dicts."""
+    received = []
+
+    def receiver(sender, **extra):
+        received.append(extra)
+
+    with signal.connected_to(receiver, app):
+        yield received
 
 
 def free_port() -> int:
@@ -113,7 +158,7 @@ class Inbox:
         return self.secret_in(self.to(address)[-1])
 
     def code_for(self, address: str) -> str:
-        """The six-digit code in the newest email to `address`."""
+        """The typed code (K7QM-3XPD) in the newest email to `address`."""
         return CODE.search(self.text_for(address)).group(1)
 
 
@@ -189,6 +234,7 @@ def start_server(smtp_server, backend):
             config = {**base_config(database_uri, smtp_server.port), **backend.ratelimit_storage()}
             # Every test request comes from 127.0.0.1; the per-IP shield is off unless asked for.
             config["FAVSYNC_RATELIMIT_MAGIC_LINK_PER_IP"] = "10000 per hour"
+            config["FAVSYNC_TRUSTED_HOSTS"] = "127.0.0.1"  # production: the hosts must be named
             config.update(overrides)
             environment = {k: str(v) for k, v in config.items() if k.startswith("FAVSYNC_")}
             server = LiveServer(environment, workers=4)  # runs `flask db upgrade` first
@@ -281,6 +327,7 @@ def host_config(backend, inbox):
             "FAVSYNC_SECRET_KEY": "host-secret-key-that-is-long-enough-for-hs256",
             "FAVSYNC_URL_PREFIX": "/favs",
             "FAVSYNC_MAGIC_LINK_URL": "https://lakeside.example/favs/verify/{token}",
+            "TRUSTED_HOSTS": ["localhost", "lakeside.example"],  # favsync's too, by default
             **backend.ratelimit_storage(),
         }
 
@@ -335,12 +382,13 @@ def stored_links(app) -> list[MagicLink]:
 
 
 def auth_token_for(app, address: str, brokerage_id: int = 1) -> str:
-    """Sign an auth token for `address`, its client created without a login."""
+    """Sign an auth token for `address` in a new session, its client created without a login."""
     with database(app):
         client = Client.find_or_create(brokerage_id, address)
+        family = start_family(client.id, datetime.now(timezone.utc)).family
         return encode_auth_token(
             settings(app), client_id=client.id, brokerage_id=brokerage_id, email=address,
-            issued_at=int(time.time()),
+            issued_at=int(time.time()), session=family,
         )
 
 
@@ -371,12 +419,16 @@ class Auth:
         return self._client.post(f"{self._prefix}/verify-code", json={"email": address, "code": code})
 
     def login(self, address: str = VISITOR, **kwargs) -> dict:
+        """Request a link and follow it; the verify answer's body."""
+        return self.login_response(address, **kwargs).json
+
+    def login_response(self, address: str = VISITOR, **kwargs):
         """Request a link and follow it; the verify answer."""
         response = self.request_link(address, **kwargs)
         assert response.status_code == 202, response.json
         response = self.follow(self._inbox.link_for(address))
         assert response.status_code == 200, response.json
-        return response.json
+        return response
 
     def token(self, address: str = VISITOR) -> str:
         return self.login(address)["auth_token"]

@@ -1,4 +1,7 @@
 """A brokerage's existing Flask site, embedding favsync as README.md shows."""
+import hashlib
+
+import sqlalchemy as sa
 from flask import Flask, render_template_string, request
 from flask_limiter import ExemptionScope, Limiter
 from flask_mail import Mail
@@ -37,6 +40,34 @@ def include_name(name, type_, parent_names):
     if type_ == "table" and name == "spatial_ref_sys":  # PostGIS's table, not the site's
         return False
     return favsync.include_name(name, type_, parent_names)
+
+
+class Deal(db.Model):
+    """A purchase the site's agents handle; invite links carry its id."""
+
+    __tablename__ = "deals"
+    id: Mapped[str] = mapped_column(primary_key=True)
+    buyer_email: Mapped[str]
+    buyer_name: Mapped[str]
+
+
+@favorites.login_profile
+def login_profile(*, client_id, email, **extra):
+    """What the site knows about a visitor who signs in by seed 002's login."""
+    deal = db.session.scalar(sa.select(Deal).where(Deal.buyer_email == email).limit(1))
+    return favsync.Profile(
+        display_name=deal.buyer_name if deal else None,
+        avatar_url=f"https://lakeside.example/avatars/{client_id}.png",
+        has_deals=deal is not None,
+        matomo_visitor_id=hashlib.sha256(email.encode()).hexdigest()[:16],
+    )
+
+
+@favorites.deal_access
+def may_open_deal(*, email, deal_id, **extra):
+    """An invite link's deal is the visitor's own."""
+    deal = db.session.get(Deal, deal_id)
+    return deal is not None and deal.buyer_email == email
 
 
 def record_lead(app, *, session_id, email, created, **extra):

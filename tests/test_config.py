@@ -5,12 +5,11 @@ from flask import Flask
 from favsync import FavSync, create_app
 from favsync.config import Settings
 
-from conftest import Auth, ConfigError, load_environment, settings
+from conftest import PRODUCTION, Auth, ConfigError, load_environment, settings
 
 SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 RING_KEY = "k" * 32
 
-PRODUCTION = {"TESTING": False, "FAVSYNC_MAGIC_LINK_URL": "https://homes.example/verify?token={token}"}
 
 
 def production_config(config):
@@ -19,15 +18,16 @@ def production_config(config):
 
 @pytest.mark.parametrize(
     "key",
-    # Without a magic-link URL, links would be built from the request's Host header.
-    ["FAVSYNC_SECRET_KEY", "FAVSYNC_MAIL_SERVER", "FAVSYNC_MAGIC_LINK_URL"],
+    # Without a magic-link URL, links would be built from the request's Host header;
+    # without trusted hosts, any Host header would choose the default brokerage.
+    ["FAVSYNC_SECRET_KEY", "FAVSYNC_MAIL_SERVER", "FAVSYNC_MAGIC_LINK_URL", "FAVSYNC_TRUSTED_HOSTS"],
 )
 def test_refuses_to_start_in_production_without(config, key):
     with pytest.raises(ConfigError, match=key):
         create_app({**production_config(config), key: None})
 
 
-def test_starts_in_production_with_all_three(make_app):
+def test_starts_in_production_with_all_four(make_app):
     assert not make_app(**PRODUCTION).testing
 
 

@@ -14,9 +14,9 @@ import sqlalchemy as sa
 import favsync
 from favsync.config import ConfigError
 from favsync.models import RefreshToken
-from hostapp import Lead, create_host_app, db
+from hostapp import Deal, Lead, create_host_app, db, favorites
 
-from conftest import ROOT
+from conftest import ROOT, Auth
 
 SESSION_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
@@ -57,7 +57,7 @@ def test_the_site_overrides_the_email_text_and_keeps_favsyncs_html(host, inbox):
 
     [message] = inbox.to("visitor@example.com")
     text = message.get_body(("plain",)).get_content()
-    code = re.search(r"type (\d{6}) where", text).group(1)
+    code = re.search(r"type ([2-9A-HJ-NP-Z]{4}-[2-9A-HJ-NP-Z]{4}) where", text).group(1)
     assert text.splitlines() == [
         "Hello from Lakeside Homes!",
         "",
@@ -139,7 +139,7 @@ def test_a_host_page_sees_the_visitor_by_the_refresh_cookie_without_rotating_it(
     assert client.get_cookie("favsync_refresh").value == cookie.value
     with app.app_context():
         assert db.session.scalar(sa.select(RefreshToken.rotated_at)) is None
-    assert client.post("/favs/token/refresh").status_code == 200  # still the live cookie
+    assert client.post("/favs/token/refresh", json={}).status_code == 200  # still the live cookie
 
 
 def test_by_default_only_favsyncs_paths_get_the_cookie_and_a_page_needs_the_token(host, inbox):
@@ -152,6 +152,55 @@ def test_by_default_only_favsyncs_paths_get_the_cookie_and_a_page_needs_the_toke
     assert client.get_cookie("favsync_refresh", path="/favs") is not None
     assert signed_out.data == b"<p>Sign in to see your saved homes.</p>"
     assert by_token.data == b"<p>visitor@example.com: </p>"
+
+
+def seed_login(host, inbox, deal_id=None):
+    """Sign the visitor in on the site by seed 002's login; its answer."""
+    client = host.test_client()
+    Auth(client, inbox, prefix="/favs").request_link()
+    code = inbox.secret_for("visitor@example.com")
+    return client.post("/api/auth/magic-link/verify", json={"code": code, "deal_id": deal_id})
+
+
+def test_the_sites_hooks_fill_in_seed_002s_login(host, inbox):
+    with host.app_context():
+        db.session.add_all([Deal(id="D-7", buyer_email="visitor@example.com", buyer_name="Vera Visitor"),
+                            Deal(id="D-8", buyer_email="someone@example.com", buyer_name="Someone")])
+        db.session.commit()
+
+    own = seed_login(host, inbox, deal_id="D-7").json
+    other = seed_login(host, inbox, deal_id="D-8").json
+
+    assert own["user"]["display_name"] == "Vera Visitor"
+    assert own["user"]["avatar_url"] == f"https://lakeside.example/avatars/{own['user']['id']}.png"
+    assert own["has_deals"] is True and len(own["matomo_visitor_id"]) == 16
+    assert own["redirect_deal_id"] == "D-7"
+    assert other["redirect_deal_id"] is None  # not the visitor's deal
+
+
+def test_failing_hooks_leave_the_safe_defaults(host, inbox, monkeypatch, caplog):
+    def broken(**extra):
+        raise RuntimeError("a host bug")
+
+    monkeypatch.setattr(favorites.hooks, "profile", broken)
+    monkeypatch.setattr(favorites.hooks, "deal_access", broken)
+
+    response = seed_login(host, inbox, deal_id="D-7")
+
+    assert response.status_code == 200
+    assert response.json["user"]["display_name"] == "visitor"
+    assert (response.json["has_deals"], response.json["matomo_visitor_id"]) == (False, None)
+    assert response.json["redirect_deal_id"] is None
+    assert "the broken hook failed" in caplog.text
+
+
+def test_a_hook_answering_something_else_is_ignored(host, inbox, monkeypatch):
+    monkeypatch.setattr(favorites.hooks, "profile", lambda **extra: {"display_name": "Dict"})
+    monkeypatch.setattr(favorites.hooks, "deal_access", lambda **extra: "yes")
+
+    body = seed_login(host, inbox, deal_id="D-7").json
+
+    assert body["user"]["display_name"] == "visitor" and body["redirect_deal_id"] is None
 
 
 def test_host_pages_stay_html_and_favsync_errors_stay_json(host):
@@ -193,7 +242,7 @@ def test_a_host_can_mount_favsync_on_a_subdomain_without_a_prefix(make_host, hos
     def mount(app):
         app.register_blueprint(favsync.blueprint, subdomain="api")
 
-    host_config.update(SERVER_NAME="lakeside.example",
+    host_config.update(SERVER_NAME="lakeside.example", TRUSTED_HOSTS=[".lakeside.example"],
                        FAVSYNC_MAGIC_LINK_URL="https://api.lakeside.example/verify/{token}")
     app = make_host(mount=mount, register_blueprint=False, subdomain_matching=True)
     client, api = app.test_client(), "http://api.lakeside.example"
@@ -206,7 +255,7 @@ def test_a_host_can_mount_favsync_on_a_subdomain_without_a_prefix(make_host, hos
     assert link.startswith("https://api.lakeside.example/verify/")
     assert synced.json["favorites"] == listed.json["favorites"] == ["C9231328"]
     assert client.get_cookie("favsync_refresh", domain="api.lakeside.example").path == "/"
-    assert client.post("/token/refresh", base_url=api).status_code == 200
+    assert client.post("/token/refresh", json={}, base_url=api).status_code == 200
     assert client.put("/", base_url=api).json["error"]["code"] == "method_not_allowed"
     assert client.get("/no/such/path", base_url=api).json["error"]["code"] == "not_found"
     assert client.get("/", base_url="http://lakeside.example").data == b"<h1>Lakeside Homes</h1>"

@@ -113,7 +113,8 @@ def test_changes_are_signalled(client, auth, app):
 
 @pytest.mark.parametrize(
     "listing_id",
-    ["", "a" * 51, "has space", "semi;colon", "slash/", "ünïcode", 42, None, ["A1"], {"id": "A1"}],
+    ["", "a" * 51, "has space", "semi;colon", "slash/", "ünïcode", 42, None, ["A1"], {"id": "A1"},
+     ".", "..", "...", "." * 50],
 )
 def test_sync_rejects_an_invalid_listing_id_and_changes_nothing(client, headers, app, listing_id):
     sync(client, headers, ["A1"])
@@ -135,12 +136,12 @@ def test_sync_needs_a_list(client, headers, body):
 
 
 def test_accepts_ids_of_every_allowed_shape(client, headers):
-    ids = ["98970014", "C9231328", "a", "x" * 50, "W-1_2.3"]
+    ids = ["98970014", "C9231328", "a", "x" * 50, "W-1_2.3", ".a", "a..", "_", "-"]
 
     assert sync(client, headers, ids).json["favorites"] == ids
 
 
-@pytest.mark.parametrize("listing_id", ["a" * 51, "bad%20id", "bad!"])
+@pytest.mark.parametrize("listing_id", ["a" * 51, "bad%20id", "bad!", "...", "%2E%2E"])
 def test_delete_rejects_an_invalid_listing_id(client, headers, listing_id):
     response = client.delete(f"{API}/{listing_id}", headers=headers)
 
@@ -215,7 +216,7 @@ def test_list_and_delete_statement_counts(client, headers, app):
 def token(**overrides):
     now = int(time.time())
     claims = {"client_id": 1, "brokerage_id": 1, "email": VISITOR,
-              "iat": now, "exp": now + 3600, "type": "favorites_auth"}
+              "iat": now, "exp": now + 3600, "type": "favorites_auth", "sid": "no-such-session"}
     claims.update(overrides)
     return jwt.encode({k: v for k, v in claims.items() if v is not None}, SECRET, algorithm="HS256")
 
@@ -250,6 +251,8 @@ def none_alg_token():
         "Bearer " + none_alg_token(),
         "Bearer " + token(client_id=2**80),
         "Bearer " + token(iat=-(2**70)),
+        "Bearer " + token(sid=None),
+        "Bearer " + token(sid=5),
     ],
 )
 @pytest.mark.parametrize(
@@ -268,9 +271,9 @@ def test_protected_endpoints_refuse_a_bad_token(auth, client, app, authorization
 
 
 def test_a_token_signed_with_the_right_key_by_hand_works(auth, client):
-    auth.login()
+    session = jwt.decode(auth.token(), options={"verify_signature": False})["sid"]
 
-    assert client.get(API, headers=bearer(token())).status_code == 200
+    assert client.get(API, headers=bearer(token(sid=session))).status_code == 200
 
 
 def test_a_deleted_client_loses_access(client, headers, app):

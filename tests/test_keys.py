@@ -6,7 +6,7 @@ import pytest
 
 from favsync import create_app
 
-from conftest import API, VISITOR, Auth, ConfigError, bearer, settings
+from conftest import API, PRODUCTION, VISITOR, Auth, ConfigError, bearer, settings
 
 OLD = "old-key-secret-that-is-long-enough-0123456789"
 NEW = "new-key-secret-that-is-long-enough-0123456789"
@@ -84,3 +84,28 @@ def test_keys_come_from_the_environment_as_json(make_app, monkeypatch):
 def test_a_bad_key_ring_stops_the_app(config, keys):
     with pytest.raises(ConfigError, match="FAVSYNC_JWT_"):
         create_app({**config, **keys})
+
+
+@pytest.mark.parametrize(
+    ("keys", "named"),
+    [
+        ({"FAVSYNC_SECRET_KEY": "abc"}, "FAVSYNC_SECRET_KEY"),
+        ({"FAVSYNC_SECRET_KEY": "x" * 31}, "FAVSYNC_SECRET_KEY"),
+        ({"FAVSYNC_JWT_SECRET_KEY": "abc"}, "FAVSYNC_JWT_SECRET_KEY"),
+        ({"FAVSYNC_JWT_SECRET_KEY": "abc", **ring({"k1": NEW}, "k1")}, "FAVSYNC_JWT_SECRET_KEY"),
+        (ring({"k1": "é" * 15}, "k1"), "FAVSYNC_JWT_KEYS"),  # 30 bytes: bytes count, not characters
+    ],
+)
+def test_production_refuses_a_key_shorter_than_32_bytes(config, keys, named):
+    with pytest.raises(ConfigError, match=named) as refused:
+        create_app({**config, **PRODUCTION, **keys})
+
+    assert "abc" not in str(refused.value)
+
+
+def test_a_32_byte_key_starts(make_app):
+    assert make_app(**PRODUCTION, FAVSYNC_SECRET_KEY="x" * 32) is not None
+
+
+def test_debug_may_use_a_short_key(make_app):
+    assert make_app(DEBUG=True, TESTING=False, FAVSYNC_SECRET_KEY="abc") is not None

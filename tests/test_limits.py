@@ -1,7 +1,12 @@
 """Rate limits: per email, per visitor (behind proxies too), per IP for codes, and globally."""
 import pytest
+from limits import parse_many
 
-from conftest import Auth, MagicLink, count
+from conftest import (
+    CODE_ALPHABET, CODE_LENGTH, MAX_CODE_ATTEMPTS, Auth, MagicLink, count, settings, stored_links,
+)
+
+YEAR = 365 * 24 * 3600
 
 
 @pytest.fixture
@@ -30,6 +35,57 @@ def test_request_rate_shield_per_email(limited, inbox):
     assert refused.json["error"]["code"] == "rate_limited"
     assert 3500 <= int(refused.headers["Retry-After"]) <= 3600
     assert len(inbox.to("v@example.com")) == 2
+
+
+def links_a_year(rates: str) -> int:
+    """The most links one mailbox may request in a year under `rates`."""
+    return min(rate.amount * YEAR // rate.get_expiry() for rate in parse_many(rates))
+
+
+def test_a_year_of_the_most_guessing_allowed_succeeds_with_at_most_a_hundredth_of_a_percent(app):
+    # Each emailed code can be tried MAX_CODE_ATTEMPTS times before its link dies;
+    # the links one mailbox can get are capped by the per-email rates.
+    links = links_a_year(settings(app).ratelimit_magic_link_per_email)
+    codes = len(CODE_ALPHABET) ** CODE_LENGTH
+
+    chance = links * MAX_CODE_ATTEMPTS / codes
+
+    assert links == 20 * 365  # the daily cap binds: 10 an hour would be 87,600
+    assert chance <= 0.01 / 100  # 0.01 %
+    assert not set("01IO") & set(CODE_ALPHABET)  # nothing to misread when typing it
+
+
+def test_a_daily_cap_per_mailbox_holds_beside_the_hourly_one(limited, inbox):
+    auth = limited(FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL="100 per hour; 3 per day",
+                   FAVSYNC_MAGIC_LINK_MAX_PENDING=10)
+
+    first = statuses(auth, ["v@example.com"] * 4)
+    refused = auth.request_link("v@example.com")
+
+    assert first == [202, 202, 202, 429]
+    assert 86300 <= int(refused.headers["Retry-After"]) <= 86400
+
+
+def test_sub_addresses_share_their_mailboxs_limit(limited, app, inbox):
+    auth = limited(FAVSYNC_RATELIMIT_MAGIC_LINK_PER_EMAIL="3 per hour")
+
+    replies = statuses(auth, ["v+1@example.com", "v+2@example.com", "V+3@example.com",
+                              "v@example.com", "v+4@example.com", "w@example.com"])
+
+    assert replies == [202, 202, 202, 429, 429, 202]
+    assert [m["To"] for m in inbox.messages] == [
+        "v+1@example.com", "v+2@example.com", "v+3@example.com", "w@example.com"]
+
+
+def test_the_pending_rule_and_the_stored_email_keep_the_tag(make_app, inbox):
+    app = make_app()
+    auth = Auth(app.test_client(), inbox)
+
+    replies = statuses(auth, ["v+a@example.com"] * 3 + ["v+b@example.com"] + ["v+a@example.com"])
+
+    assert replies == [202, 202, 202, 202, 429]  # the fifth: too many pending for v+a
+    assert auth.request_link("v+a@example.com").json["error"]["code"] == "too_many_pending_links"
+    assert {link.email for link in stored_links(app)} == {"v+a@example.com", "v+b@example.com"}
 
 
 def test_request_rate_shield_per_ip(limited):
@@ -89,7 +145,7 @@ def test_an_ipv6_visitor_is_limited_by_its_64(limited):
 def test_code_attempts_are_rate_limited_per_ip(limited):
     auth = limited(FAVSYNC_RATELIMIT_VERIFY_CODE_PER_IP="3 per hour")
 
-    replies = [auth.enter_code("123456", address) for address in visitors(4)]
+    replies = [auth.enter_code("ABCD-EFGH", address) for address in visitors(4)]
 
     assert [r.status_code for r in replies] == [400, 400, 400, 429]
 

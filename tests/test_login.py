@@ -1,30 +1,23 @@
 """Logging in the way the real world needs: POST verify, typed codes, redirects, refresh, logout."""
 from datetime import timedelta
+
 from http.cookies import SimpleCookie
 
 import pytest
 import sqlalchemy as sa
 
 from conftest import (
-    API, VISITOR, Auth, MagicLink, RefreshToken, bearer, count, database, digest, rows,
+    API, CODE_ALPHABET, COOKIE, VISITOR, Auth, MagicLink, RefreshToken, bearer, cookie_value, count,
+    database, digest, log_out, refresh, rows, set_cookie,
 )
 
-COOKIE = "favsync_refresh"
-VERIFIED = {"success", "client_id", "auth_token", "favorites", "email", "version"}
-
-
-def set_cookie(response):
-    [header] = [v for k, v in response.headers.items() if k == "Set-Cookie" and v.startswith(COOKIE)]
-    return header
-
-
-def cookie_value(response):
-    return SimpleCookie(set_cookie(response))[COOKIE].value
+VERIFIED = {"success", "client_id", "auth_token", "favorites", "email", "version", "same_browser"}
 
 
 def wrong(code):
     """A well-formed code that is not `code`."""
-    return f"{(int(code) + 1) % 10**6:06d}"
+    first = CODE_ALPHABET[(CODE_ALPHABET.index(code[0]) + 1) % len(CODE_ALPHABET)]
+    return first + code[1:]
 
 
 # --- POST verify ---------------------------------------------------------
@@ -144,7 +137,10 @@ def test_a_new_link_does_not_reset_the_wrong_code_count(auth, inbox):
     assert fifth.status_code == 410
 
 
-@pytest.mark.parametrize("code", ["12345", "1234567", "abcdef", 123456, None, "12 34 5"])
+@pytest.mark.parametrize(
+    "code", ["12345", "123456", "ABCD-EFG", "ABCD-EFGHJ", "ABCD--EFGH", "ABCO-EFGH", "ABC1-EFGH",
+             12345678, None, "ABCD_EFGH"],
+)
 def test_a_malformed_code_is_a_validation_error(auth, code):
     response = auth.enter_code(code, "v@example.com")
 
@@ -210,7 +206,7 @@ def test_refresh_rotates_the_cookie(client, auth):
     auth.login()
     first = client.get_cookie(COOKIE, path=API).value
 
-    refreshed = client.post(f"{API}/token/refresh")
+    refreshed = refresh(client)
 
     assert refreshed.status_code == 200
     assert set(refreshed.json) == {"success", "client_id", "email", "auth_token"}
@@ -228,14 +224,14 @@ def age_rotations(app, seconds):
 def test_a_reused_refresh_token_ends_its_whole_family(client, auth, app):
     auth.login()
     stolen = client.get_cookie(COOKIE, path=API).value
-    client.post(f"{API}/token/refresh")  # the real device rotates
+    refresh(client)  # the real device rotates
     current = client.get_cookie(COOKIE, path=API).value
     age_rotations(app, 31)  # past the grace for concurrent refreshes
 
     client.set_cookie(COOKIE, stolen, path=API)
-    reuse = client.post(f"{API}/token/refresh")
+    reuse = refresh(client)
     client.set_cookie(COOKIE, current, path=API)
-    after = client.post(f"{API}/token/refresh")
+    after = refresh(client)
 
     assert reuse.status_code == 401 and reuse.json["error"]["code"] == "refresh_token_reused"
     assert after.status_code == 401 and after.json["error"]["code"] == "invalid_refresh_token"
@@ -246,11 +242,64 @@ def test_two_tabs_refreshing_at_once_both_stay_signed_in(app, inbox):
     Auth(first, inbox).login("v@example.com")
     second.set_cookie(COOKIE, first.get_cookie(COOKIE, path=API).value, path=API)
 
-    answers = [first.post(f"{API}/token/refresh"), second.post(f"{API}/token/refresh")]
+    answers = [refresh(first), refresh(second)]
 
     assert [a.status_code for a in answers] == [200, 200]
-    assert first.post(f"{API}/token/refresh").status_code == 200
-    assert second.post(f"{API}/token/refresh").status_code == 200
+    assert refresh(first).status_code == 200
+    assert refresh(second).status_code == 200
+
+
+def live_tokens(app) -> int:
+    """Refresh tokens that can still be rotated (neither rotated, revoked nor expired)."""
+    return len(rows(app, sa.select(RefreshToken.id).where(
+        RefreshToken.rotated_at.is_(None), RefreshToken.revoked_at.is_(None))))
+
+
+def test_a_replayed_cookie_gets_an_auth_token_but_never_a_second_live_refresh_token(client, auth, app):
+    auth.login()
+    replayed = client.get_cookie(COOKIE, path=API).value
+    rotated = refresh(client)
+    successor = cookie_value(rotated)
+
+    replies = []
+    for _ in range(100):  # within the grace window: two tabs, or a retry after a lost answer
+        client.set_cookie(COOKIE, replayed, path=API)
+        replies.append(refresh(client))
+
+    assert [r.status_code for r in replies] == [200] * 100
+    assert not [r for r in replies if "Set-Cookie" in r.headers]  # the browser holds the successor
+    assert all(client.get(API, headers=bearer(r.json["auth_token"])).status_code == 200 for r in replies)
+    assert live_tokens(app) == 1
+    assert len({row for row in rows(app, sa.select(RefreshToken.family))}) == 1
+    client.set_cookie(COOKIE, successor, path=API)
+    assert refresh(client).status_code == 200
+
+
+def move_sign_in_back(app, minutes):
+    """Move the clock: the session's tokens were made (and expire) `minutes` earlier."""
+    with database(app) as session:
+        for token in session.scalars(sa.select(RefreshToken)):
+            token.family_started_at -= timedelta(minutes=minutes)
+            token.created_at -= timedelta(minutes=minutes)
+            token.expires_at -= timedelta(minutes=minutes)
+
+
+def test_a_session_ends_at_its_absolute_lifetime_however_often_it_refreshes(make_app, inbox):
+    app = make_app(FAVSYNC_REFRESH_ABSOLUTE_TTL=3600)
+    client = app.test_client()
+    token = Auth(client, inbox).token("v@example.com")
+    move_sign_in_back(app, minutes=50)
+
+    refreshed = refresh(client)
+
+    assert refreshed.status_code == 200
+    assert 590 <= int(SimpleCookie(set_cookie(refreshed))[COOKIE]["max-age"]) <= 600
+    [live] = rows(app, sa.select(RefreshToken).where(RefreshToken.rotated_at.is_(None)))
+    assert live.expires_at == live.family_started_at + timedelta(hours=1)
+    move_sign_in_back(app, minutes=10)  # an hour after the sign-in
+    assert refresh(client).status_code == 401
+    assert client.get(API, headers=bearer(token)).status_code == 401
+    assert client.get(API, headers=bearer(refreshed.json["auth_token"])).status_code == 401
 
 
 def test_login_answers_are_not_cached(client, auth, inbox):
@@ -258,7 +307,7 @@ def test_login_answers_are_not_cached(client, auth, inbox):
     login = auth.follow(inbox.link_for("v@example.com"))
 
     assert login.headers["Cache-Control"] == "no-store"
-    assert client.post(f"{API}/token/refresh").headers["Cache-Control"] == "no-store"
+    assert refresh(client).headers["Cache-Control"] == "no-store"
 
 
 @pytest.mark.parametrize("cookie", [None, "", "garbage", "A" * 43])
@@ -266,7 +315,7 @@ def test_refresh_without_a_valid_cookie_is_401(client, cookie):
     if cookie is not None:
         client.set_cookie(COOKIE, cookie, path=API)
 
-    response = client.post(f"{API}/token/refresh")
+    response = refresh(client)
 
     assert response.status_code == 401
     assert response.json["error"]["code"] == "invalid_refresh_token"
@@ -287,21 +336,44 @@ def test_the_refresh_cookie_can_be_relaxed_for_local_http(make_app, inbox):
 def test_logout_ends_this_devices_session(client, auth):
     auth.login()
 
-    response = client.post(f"{API}/logout")
+    response = log_out(client)
 
     assert response.status_code == 200 and response.json == {"success": True}
     assert "Max-Age=0" in set_cookie(response) or "expires=Thu, 01 Jan 1970" in set_cookie(response)
-    assert client.post(f"{API}/token/refresh").status_code == 401
+    assert refresh(client).status_code == 401
 
 
 def test_logout_of_one_device_leaves_the_other(app, inbox):
     phone, laptop = app.test_client(), app.test_client()
     Auth(phone, inbox).login("v@example.com")
-    Auth(laptop, inbox).login("v@example.com")
+    laptop_token = Auth(laptop, inbox).token("v@example.com")
 
-    phone.post(f"{API}/logout")
+    log_out(phone)
 
-    assert laptop.post(f"{API}/token/refresh").status_code == 200
+    assert refresh(laptop).status_code == 200
+    assert laptop.get(API, headers=bearer(laptop_token)).status_code == 200
+
+
+def test_logout_ends_this_devices_auth_tokens_from_the_next_request(client, auth):
+    token = auth.token()
+    refreshed = refresh(client).json["auth_token"]
+    assert client.get(API, headers=bearer(token)).status_code == 200
+
+    log_out(client)
+
+    for earlier in (token, refreshed):
+        response = client.get(API, headers=bearer(earlier))
+        assert response.status_code == 401
+        assert response.json["error"]["code"] == "unauthorized"
+
+
+def test_logout_with_the_auth_token_alone_ends_its_session(app, inbox):
+    client = app.test_client()
+    token = Auth(client, inbox).token("v@example.com")
+    client.delete_cookie(COOKIE, path=API)  # say, a browser that did not keep it
+
+    assert log_out(client, headers=bearer(token)).status_code == 200
+    assert client.get(API, headers=bearer(token)).status_code == 401
 
 
 def test_logout_everywhere_refuses_every_earlier_token(app, inbox):
@@ -309,12 +381,12 @@ def test_logout_everywhere_refuses_every_earlier_token(app, inbox):
     phone_token = Auth(phone, inbox).token("v@example.com")
     laptop_token = Auth(laptop, inbox).token("v@example.com")
 
-    response = phone.post(f"{API}/logout", json={"all": True}, headers=bearer(phone_token))
+    response = log_out(phone, {"all": True}, headers=bearer(phone_token))
 
     assert response.status_code == 200
     for client, token in ((phone, phone_token), (laptop, laptop_token)):
         assert client.get(API, headers=bearer(token)).status_code == 401
-    assert laptop.post(f"{API}/token/refresh").status_code == 401
+    assert refresh(laptop).status_code == 401
     # Logging in again works at once, even within the same second.
     fresh = Auth(phone, inbox).token("v@example.com")
     assert phone.get(API, headers=bearer(fresh)).status_code == 200
@@ -323,21 +395,21 @@ def test_logout_everywhere_refuses_every_earlier_token(app, inbox):
 def test_logout_everywhere_with_the_cookie_alone(client, auth):
     token = auth.token()
 
-    assert client.post(f"{API}/logout", json={"all": True}).status_code == 200
+    assert log_out(client, {"all": True}).status_code == 200
     assert client.get(API, headers=bearer(token)).status_code == 401
 
 
 def test_logout_everywhere_with_a_stale_token_falls_back_to_the_cookie(client, auth):
     token = auth.token()
 
-    response = client.post(f"{API}/logout", json={"all": True}, headers=bearer("expired.or.garbage"))
+    response = log_out(client, {"all": True}, headers=bearer("expired.or.garbage"))
 
     assert response.status_code == 200
     assert client.get(API, headers=bearer(token)).status_code == 401
 
 
 def test_logout_everywhere_needs_to_know_who(client):
-    response = client.post(f"{API}/logout", json={"all": True})
+    response = log_out(client, {"all": True})
 
     assert response.status_code == 401
 

@@ -16,7 +16,7 @@ def test_the_document_is_served_and_valid_openapi_3_1(client):
     assert set(doc["paths"]) == {
         f"{API}/magic-link", f"{API}/verify/{{token}}", f"{API}/verify", f"{API}/verify-code",
         f"{API}/token/refresh", f"{API}/logout", API, f"{API}/sync", f"{API}/{{listing_id}}",
-        f"{API}/openapi.json", f"{API}/client.js",
+        f"{API}/openapi.json", f"{API}/client.js", "/api/auth/magic-link/verify",
     }
 
 
@@ -33,7 +33,7 @@ def test_every_route_of_favsync_is_documented(app):
     routes = {
         (rule.rule.replace("<token>", "{token}").replace("<listing_id>", "{listing_id}"), method)
         for rule in app.url_map.iter_rules()
-        if rule.endpoint.startswith("favsync.") and not rule.endpoint.endswith("unrouted")
+        if rule.endpoint.startswith(("favsync.", "favsync_auth.")) and not rule.endpoint.endswith("unrouted")
         for method in rule.methods - {"OPTIONS"}
     }
     in_doc = {
@@ -72,3 +72,12 @@ def test_the_contract_check_wants_documented_headers(app):
     with pytest.raises(AssertionError, match="WWW-Authenticate"):
         check(app, "GET", API, fake(app, 401, body))
     check(app, "GET", API, fake(app, 401, body, {"WWW-Authenticate": "Bearer"}))
+
+
+def test_the_contract_check_covers_seed_002s_login(app):
+    login = "/api/auth/magic-link/verify"
+    with pytest.raises(AssertionError, match="user"):
+        check(app, "POST", login, fake(app, 200, '{"access_token": "x"}'))
+    with pytest.raises(AssertionError, match="detail"):
+        check(app, "POST", login, fake(app, 422, '{"detail": "not a list"}'))
+    check(app, "POST", login, fake(app, 400, '{"detail": "This sign-in link is not valid."}'))

@@ -78,6 +78,20 @@ def test_one_log_line_per_request_without_secrets(auth, inbox, caplog):
     assert "v***@example.com" in everything
 
 
+@pytest.mark.parametrize("path", ["/verify//{}", "/verify///{}", "/verify/{}/more", "/verify/x/{}"])
+def test_the_log_masks_everything_after_verify_however_many_slashes(auth, inbox, caplog, path):
+    caplog.set_level(logging.INFO, logger="favsync")
+    auth.request_link()
+    secret = inbox.secret_for(VISITOR)
+
+    auth.follow(f"http://localhost{API}{path.format(secret)}")
+
+    [line] = [r.getMessage() for r in caplog.records
+              if r.name == "favsync.requests" and "/verify" in r.getMessage()]
+    assert f"{API}/verify/*** " in line
+    assert secret not in caplog.text
+
+
 @pytest.mark.parametrize("request_id", ["", "x" * 65, "has space", "semi;colon"])
 def test_an_unusable_request_id_is_replaced(client, request_id):
     response = client.get("/healthz", headers={"X-Request-ID": request_id})
@@ -144,7 +158,7 @@ def test_brokerage_commands_refuse_with_a_message(runner, command, error):
 
 def test_purge_deletes_refresh_tokens_that_ended_before_the_cutoff(app, runner, auth, client):
     auth.login()
-    client.post(f"{API}/token/refresh")  # one rotated token, one live
+    client.post(f"{API}/token/refresh", json={})  # one rotated token, one live
     with database(app) as session:
         rotated = session.scalar(sa.select(RefreshToken).where(RefreshToken.rotated_at.is_not(None)))
         rotated.rotated_at -= timedelta(days=8)

@@ -4,6 +4,7 @@ from urllib.parse import urlsplit
 
 import jwt
 import pytest
+import sqlalchemy as sa
 
 from conftest import API, bearer
 
@@ -96,3 +97,62 @@ def test_logging_out_everywhere_is_seen_by_every_worker(server, inbox):
 
     assert out.status == 200
     assert [r.status for r in replies] == [401] * 12
+
+
+def refresh_cookie(reply) -> str:
+    """The refresh cookie a reply sets, as a Cookie header value."""
+    return reply.headers["Set-Cookie"].split(";", 1)[0]
+
+
+def live_refresh_tokens(server) -> int:
+    engine = sa.create_engine(server.environment["FAVSYNC_SQLALCHEMY_DATABASE_URI"])
+    try:
+        with engine.connect() as connection:
+            return connection.execute(sa.text(
+                "SELECT count(*) FROM favsync_refresh_tokens"
+                " WHERE rotated_at IS NULL AND revoked_at IS NULL")).scalar()
+    finally:
+        engine.dispose()
+
+
+def test_a_cookie_refreshed_at_once_by_many_gets_one_successor_across_workers(server, inbox):
+    login = server.login(inbox, "replay@example.com")
+    before = live_refresh_tokens(server)
+
+    replies = server.race(50, "POST", f"{API}/token/refresh", [{}] * 50,
+                          {"Cookie": refresh_cookie(login)})
+
+    assert [r.status for r in replies] == [200] * 50
+    assert len([r for r in replies if "Set-Cookie" in r.headers]) == 1  # one rotation, 49 replays
+    assert live_refresh_tokens(server) == before
+
+
+def test_a_plain_logout_is_seen_by_every_worker(server, inbox):
+    login = server.login(inbox, "logout@example.com")
+    headers = bearer(login.body["auth_token"])
+    assert server.request("GET", API, None, headers).status == 200
+
+    out = server.request("POST", f"{API}/logout", {}, {"Cookie": refresh_cookie(login)})
+    replies = server.race(12, "GET", API, headers=headers)
+
+    assert out.status == 200
+    assert [r.status for r in replies] == [401] * 12
+
+
+def test_seed_002_login_consumes_a_code_exactly_once_under_a_race(server, inbox):
+    server.request("POST", f"{API}/magic-link", {"email": "seed-race@example.com"})
+    code = inbox.secret_for("seed-race@example.com")
+
+    replies = server.race(24, "POST", "/api/auth/magic-link/verify", [{"code": code}] * 24)
+
+    assert Counter(r.status for r in replies) == {200: 1, 410: 23}
+    [winner] = [r for r in replies if r.status == 200]
+    assert winner.body["user"]["email"] == "seed-race@example.com"
+    assert {r.body["detail"] for r in replies if r.status == 410} == {
+        "This sign-in link was already used, perhaps in another browser; sign in again here."}
+
+
+def test_the_server_does_not_announce_itself_and_forbids_sniffing(server):
+    for reply in (server.request("GET", "/healthz"), server.request("GET", API)):
+        assert "Server" not in reply.headers
+        assert reply.headers["X-Content-Type-Options"] == "nosniff"

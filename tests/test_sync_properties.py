@@ -11,7 +11,6 @@ un-hearts. favsync must agree with it after every step, on SQLite and PostgreSQL
 from __future__ import annotations
 
 import itertools
-import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -23,12 +22,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from favsync.database import session
-from favsync.models import Client
-from favsync.state import settings as favsync_settings
-from favsync.tokens import encode_auth_token
 
-from conftest import API
+from conftest import API, auth_token_for
 
 IDS = ["A1", "B2", "C3"]  # few, so that devices collide on them
 BASE, SESSION, UNION = "base_version", "X-Session-ID", "seed 000"
@@ -206,12 +201,7 @@ class Devices(RuleBasedStateMachine):
 
 def new_visitor(app) -> str:
     """A fresh client of brokerage 1, and its auth token."""
-    email = f"devices-{uuid.uuid4().hex[:12]}@example.com"
-    with app.app_context():
-        client = Client.find_or_create(1, email)
-        session().commit()
-        return encode_auth_token(favsync_settings(), client_id=client.id, brokerage_id=1,
-                                 email=email, issued_at=int(time.time()))
+    return auth_token_for(app, f"devices-{uuid.uuid4().hex[:12]}@example.com")
 
 
 def test_devices_end_where_an_observed_remove_set_would(app):

@@ -88,7 +88,7 @@ def test_every_change_gives_a_new_version_and_every_answer_says_which(phone, aut
 def test_a_refresh_answer_carries_no_favourites_and_no_version(client, auth):
     auth.login()
 
-    assert set(client.post(f"{API}/token/refresh").json) == {
+    assert set(client.post(f"{API}/token/refresh", json={}).json) == {
         "success", "client_id", "email", "auth_token"}
 
 

@@ -8,7 +8,9 @@ import sqlalchemy as sa
 
 from favsync import client_verified
 
-from conftest import API, VISITOR, Auth, Client, MagicLink, count, database, rows
+from conftest import (
+    API, VISITOR, Auth, Client, MagicLink, RefreshToken, count, database, rows, signalled,
+)
 
 SESSION_ID = "550e8400-e29b-41d4-a716-446655440000"
 
@@ -24,19 +26,20 @@ def test_following_the_link_logs_the_visitor_in(auth, inbox, config):
 
     assert response.status_code == 200
     body = response.json
-    assert set(body) == {"success", "client_id", "auth_token", "favorites", "email", "version"}
+    assert set(body) == {"success", "client_id", "auth_token", "favorites", "email", "version", "same_browser"}
     assert body["success"] is True
     assert body["favorites"] == []
     assert body["email"] == VISITOR
     assert isinstance(body["client_id"], int)
 
 
-def test_the_auth_token_carries_exactly_the_seed_claims(auth, config):
+def test_the_auth_token_carries_the_seed_claims_and_its_session(auth, config, app):
     before = int(time.time())
     body = auth.login()
 
     claims = claims_of(body["auth_token"], config)
-    assert set(claims) == {"client_id", "brokerage_id", "email", "exp", "iat", "type"}
+    assert set(claims) == {"client_id", "brokerage_id", "email", "exp", "iat", "type", "sid"}
+    assert rows(app, sa.select(RefreshToken.family)) == [claims["sid"]]
     assert claims["client_id"] == body["client_id"]
     assert claims["brokerage_id"] == 1
     assert claims["email"] == VISITOR
@@ -62,12 +65,7 @@ def test_a_second_login_finds_the_same_client(auth, app):
 
 
 def test_links_the_anonymous_session_to_the_client(auth, app):
-    received = []
-
-    def on_verified(sender, **extra):
-        received.append(extra)
-
-    with client_verified.connected_to(on_verified, app):
+    with signalled(client_verified, app) as received:
         body = auth.login(VISITOR, headers={"X-Session-ID": SESSION_ID})
         auth.login(VISITOR)  # a returning lead: created is false
 

@@ -8,10 +8,11 @@ from flask import Flask
 from flask_migrate import Migrate
 
 from . import errors, frontend
-from .auth import CurrentClient, current_client
+from .auth import CurrentClient, current_client, seed_bp as auth_blueprint
 from .config import load_environment
 from .database import MIGRATIONS_DIRECTORY, include_name
 from .extension import FavSync, api as blueprint
+from .hooks import Profile
 from .signals import client_verified, favorites_changed
 from .state import EXTENSION_KEY
 from .sync import listing_ids as favorites_of
@@ -19,6 +20,8 @@ from .sync import listing_ids as favorites_of
 __all__ = [
     "CurrentClient",
     "FavSync",
+    "Profile",
+    "auth_blueprint",
     "blueprint",
     "client_verified",
     "create_app",

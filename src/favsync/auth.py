@@ -1,7 +1,9 @@
-"""Blueprint: request a magic link; log in by link or typed code; refresh; log out.
+"""Blueprints: request a magic link; log in by link or typed code; refresh; log out.
 
-Also the Bearer-token check every signed-in endpoint uses (`auth_required`), and
-`current_client()`, which tells a host's pages who is signed in.
+`bp` lives under favsync's prefix; `seed_bp` serves seed 002's login at
+FAVSYNC_AUTH_URL_PREFIX. Also the Bearer-token check every signed-in endpoint
+uses (`auth_required`), and `current_client()`, which tells a host's pages who
+is signed in.
 """
 from __future__ import annotations
 
@@ -14,15 +16,18 @@ from . import links, schemas, sessions
 from .cookies import REFRESH_COOKIE, clear_refresh_cookie, set_refresh_cookie
 from .database import session
 from .errors import ApiError, invalid_refresh_token, unauthorized
+from .guards import not_stored, same_site_only
 from .limiting import client_ip
 from .models import Client
 from .signals import client_verified, notify
-from .state import state
+from .state import settings, state
 from .tokens import decode_auth_token
 
 bp = Blueprint("auth", __name__)
+seed_bp = Blueprint("favsync_auth", __name__)
 
 LINK_SENT = "If that address can receive email, a sign-in link is on its way."
+PROVIDER = "magic_link"
 
 
 @bp.post("/magic-link")
@@ -31,9 +36,8 @@ def request_magic_link():
     body = schemas.parse(schemas.MagicLinkRequest)
     email = body.email
     next_path = body.next
-    session_id = schemas.header("X-Session-ID", schemas.SessionId)
     links.request_link(
-        email, next_path=next_path, session_id=session_id, host=request.host, ip=client_ip()
+        email, next_path=next_path, session_id=_session_id(), host=request.host, ip=client_ip()
     )
     return {"success": True, "message": LINK_SENT}, 202
 
@@ -44,27 +48,36 @@ def verify_magic_link(token: str):
     if request.method == "HEAD":  # mail scanners probe links; a probe logs no one in
         links.check_secret(token)
         return "", 204
-    return login_response(links.redeem_link(token))
+    return login_response(links.redeem_link(token, session_id=_session_id()))
 
 
 @bp.post("/verify")
 def verify_magic_link_by_post():
     """Consume a magic link sent in the body (seed 002: `code` is accepted for `token`)."""
     token = schemas.parse(schemas.VerifyRequest).token
-    return login_response(links.redeem_link(token))
+    return login_response(links.redeem_link(token, session_id=_session_id()))
 
 
 @bp.post("/verify-code")
 def verify_code():
-    """Log in with the six-digit code from the email, in the tab that asked for it."""
+    """Log in with the code typed from the email, in the tab that asked for it."""
     body = schemas.parse(schemas.VerifyCodeRequest)
     email = body.email
     code = body.code
     state().limits.hit_code_attempt(client_ip())
-    return login_response(links.redeem_code(email, code))
+    return login_response(links.redeem_code(email, code, session_id=_session_id()))
+
+
+@seed_bp.post("/magic-link/verify")
+def verify_magic_link_code():
+    """Seed 002: consume the emailed link's code and answer a LoginResponse."""
+    body = schemas.parse_seed(schemas.MagicLinkVerifyBody)
+    login = links.redeem_login_code(body.code, session_id=_session_id())
+    return seed_login_response(login, deal_id=body.deal_id)
 
 
 @bp.post("/token/refresh")
+@same_site_only
 def refresh_auth_token():
     """Trade the refresh cookie for a new auth token and a new cookie."""
     secret = request.cookies.get(REFRESH_COOKIE)
@@ -74,21 +87,30 @@ def refresh_auth_token():
 
 
 @bp.post("/logout")
+@same_site_only
 def log_out():
     """End this device's session; with {"all": true}, every session of the client."""
     everywhere = schemas.parse(schemas.LogoutRequest).all
-    cookie = request.cookies.get(REFRESH_COOKIE, "")
+    here = _sessions_here(request.cookies.get(REFRESH_COOKIE, ""))
     if everywhere:
-        sessions.log_out_everywhere(_signed_in_client_id(cookie))
+        if not here:
+            raise unauthorized("Send the auth token or the refresh cookie to log out everywhere.")
+        sessions.log_out_everywhere(here[0].client_id)
     else:
-        sessions.end(cookie)
+        sessions.end({session.family for session in here})
     response = jsonify(success=True)
     clear_refresh_cookie(response)
     return response
 
 
+def _session_id() -> str | None:
+    """The browser's anonymous X-Session-ID, if it sent one."""
+    return schemas.header("X-Session-ID", schemas.SessionId)
+
+
 def login_response(login: sessions.Login):
-    """Answer a login: the auth token (and, for link and code logins, the favourites), a new cookie."""
+    """Answer a login in favsync's contract: the auth token (and, for link and code logins,
+    the favourites)."""
     body = {
         "success": True,
         "client_id": login.client_id,
@@ -98,30 +120,58 @@ def login_response(login: sessions.Login):
     if login.favorites is not None:  # a link or code login, not a refresh
         body["favorites"] = login.favorites
         body["version"] = login.favorites_version
+        body["same_browser"] = login.same_browser
         if login.redirect is not None:
             body["redirect"] = login.redirect
-        notify(
-            client_verified,
-            session_id=login.session_id,
-            client_id=login.client_id,
-            brokerage_id=login.brokerage_id,
-            email=login.email,
-            created=login.created,
-        )
-    response = jsonify(body)
-    set_refresh_cookie(response, login.refresh_secret)
+    return _logged_in(jsonify(body), login)
+
+
+def seed_login_response(login: sessions.Login, *, deal_id: str | None):
+    """Answer a login in seed 002's contract (LoginResponse), the host's hooks filling it in."""
+    hooks = state().hooks
+    profile = hooks.profile_of(login)
+    body = {
+        "access_token": login.auth_token(),
+        "user": {
+            "id": str(login.client_id),
+            "display_name": profile.display_name,
+            "email": login.email,
+            "avatar_url": profile.avatar_url,
+            "provider": PROVIDER,
+        },
+        "expires_in_minutes": settings().auth_token_ttl // 60,
+        "has_deals": profile.has_deals,
+        "force_password_change": False,  # there is no password
+        "matomo_visitor_id": profile.matomo_visitor_id,
+        "redirect_deal_id": hooks.allowed_deal(login, deal_id),
+    }
+    return _logged_in(jsonify(body), login)
+
+
+def _logged_in(response, login: sessions.Login):
+    """Tell the host about a new sign-in, and set the refresh cookie (never in a body)."""
+    if login.favorites is not None:  # a link or code login, not a refresh
+        notify(client_verified, **login.visitor(), created=login.created)
+    response.headers["Cache-Control"] = "no-store"  # the answer carries credentials
+    if login.refresh_secret is not None:  # a replay within the grace window keeps its cookie
+        max_age = int((login.refresh_expires_at - login.at).total_seconds())
+        set_refresh_cookie(response, login.refresh_secret, max_age)
     return response
 
 
-def _signed_in_client_id(cookie: str) -> int:
-    """The client named by the Bearer token, else by the refresh cookie; else 401."""
-    try:
-        return authenticate()
-    except ApiError:
-        owner = sessions.owner(cookie)
-        if owner is None:
-            raise
-        return owner.client_id  # a stale auth token must not stop a log-out
+def _sessions_here(cookie: str) -> list[sessions.Held]:
+    """The sessions this device proves it holds: its Bearer token's, its refresh cookie's."""
+    here = []
+    if bearer_token() is not None:
+        try:
+            claims = _verified_claims()
+            here.append(sessions.Held(claims["client_id"], claims["sid"]))
+        except ApiError:
+            pass  # a stale auth token must not stop a log-out
+    held = sessions.owner(cookie)
+    if held is not None:
+        here.append(held)
+    return here
 
 
 @dataclass(frozen=True)
@@ -139,9 +189,12 @@ def current_client() -> CurrentClient | None:
     For a host's pages. Read only: the refresh cookie is checked, never rotated.
     """
     try:
-        client_id = _signed_in_client_id(request.cookies.get(REFRESH_COOKIE, ""))
+        client_id = authenticate()
     except ApiError:
-        return None
+        held = sessions.owner(request.cookies.get(REFRESH_COOKIE, ""))
+        if held is None:
+            return None
+        client_id = held.client_id
     client = session().get(Client, client_id)
     if client is None:  # deleted a moment ago
         return None
@@ -157,16 +210,23 @@ def bearer_token() -> str | None:
 
 def authenticate() -> int:
     """Return the id of the client whose valid Bearer token came with this request, or raise 401."""
+    return _verified_claims()["client_id"]
+
+
+def _verified_claims() -> dict:
+    """The claims of this request's Bearer token, if its client and session are live on
+    this host; else raise 401."""
     token = bearer_token()
     if token is None:
         raise unauthorized("Send the auth token as 'Authorization: Bearer <token>'.")
-    claims = decode_auth_token(state().settings, token)
+    claims = decode_auth_token(settings(), token)
     client_id = Client.authenticated(
-        claims["client_id"], claims["brokerage_id"], claims["email"], claims["iat"]
+        claims["client_id"], claims["brokerage_id"], claims["email"], claims["iat"],
+        session_id=claims["sid"], host=request.host,
     )
     if client_id is None:
-        raise unauthorized("The auth token is no longer valid; sign in again.")
-    return client_id
+        raise unauthorized("The auth token is no longer valid here; sign in again.")
+    return claims
 
 
 def auth_required(view):
@@ -175,6 +235,7 @@ def auth_required(view):
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         g.client_id = authenticate()
+        not_stored()
         return view(*args, **kwargs)
 
     return wrapped

@@ -12,17 +12,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import ssl
 import types
 import typing
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from limits import parse as parse_rate
+from limits import parse_many as parse_rates
 
 DAY = 24 * 3600
 SAMESITE_VALUES = ("Strict", "Lax", "None")
+# HS256 keys: shorter ones can be searched; a forged token then reads anyone's favourites.
+MIN_KEY_BYTES = 32
+# A host name without port (a leading dot: and its subdomains), or an IP literal.
+HOST_NAME = re.compile(r"\.?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\]")
+AUTH_PREFIX_OFF = "off"  # FAVSYNC_AUTH_URL_PREFIX=off: seed 002's endpoint is not served
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -63,6 +70,11 @@ def _cookie_path(path: str) -> None:
         raise ValueError("must start with '/'")
 
 
+def _auth_prefix(prefix: str) -> None:
+    if prefix != AUTH_PREFIX_OFF:
+        _url_path(prefix)
+
+
 def _link_template(url: str) -> None:
     if "{token}" not in url:
         raise ValueError("must contain '{token}'")
@@ -70,9 +82,11 @@ def _link_template(url: str) -> None:
 
 def _rate_limit(rate: str) -> None:
     try:
-        parse_rate(rate)
+        parse_rates(rate)
     except ValueError as exc:
-        raise ValueError(f"is not a rate limit such as '10 per hour': {exc}") from None
+        raise ValueError(
+            f"is not a rate limit such as '10 per hour' (or several: '10 per hour; 20 per day'): {exc}"
+        ) from None
 
 
 def _samesite(value: str) -> None:
@@ -82,16 +96,33 @@ def _samesite(value: str) -> None:
 
 def _key_secrets(keys: dict) -> None:
     if not keys or not all(
-        isinstance(kid, str) and kid and isinstance(secret, str) and len(secret) >= 32
+        isinstance(kid, str) and kid and isinstance(secret, str) and _long_enough(secret)
         for kid, secret in keys.items()
     ):
-        raise ValueError("must map key ids to secrets of at least 32 characters")
+        raise ValueError(f"must map key ids to secrets of at least {MIN_KEY_BYTES} bytes")
+
+
+def _long_enough(key: str) -> bool:
+    return len(key.encode()) >= MIN_KEY_BYTES
 
 
 def _origins(origins: frozenset) -> None:
     for origin in origins:
         if not origin.startswith(("http://", "https://")) or origin.endswith("/"):
             raise ValueError(f"holds {origin!r}; origins look like https://homes.example")
+
+
+def _host_names(hosts: frozenset) -> None:
+    for host in hosts:
+        if not HOST_NAME.fullmatch(host):
+            raise ValueError(f"holds {host!r}; host names look like homes.example or .homes.example")
+
+
+def _ca_file(path: str) -> None:
+    try:
+        ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"is not a readable file of PEM CA certificates ({exc})") from None
 
 
 def _http_url(url: str) -> None:
@@ -124,6 +155,11 @@ class Settings:
     """
 
     url_prefix: str = setting("/api/v1/favorites", _url_path)
+    # Where seed 002's POST <prefix>/magic-link/verify is served; "off": not at all.
+    auth_url_prefix: str = setting("/api/auth", _auth_prefix)
+    # The host names favsync answers on (".homes.example": and its subdomains); required
+    # outside debug and testing. None: Flask's TRUSTED_HOSTS, if the app sets it.
+    trusted_hosts: frozenset = setting(frozenset(), _host_names)
     # None: favsync.sqlite3 in the instance folder.
     sqlalchemy_database_uri: str | None = setting(secret=True)
     # None: debug and testing keep a random one in the instance folder; otherwise required.
@@ -139,6 +175,8 @@ class Settings:
     mail_port: int = setting(25, _positive)
     mail_use_tls: bool = setting(False)
     mail_use_ssl: bool = setting(False)
+    # None: the system's CA certificates verify the mail server.
+    mail_tls_ca_file: str | None = setting(None, _ca_file)
     mail_username: str | None = setting()
     mail_password: str | None = setting(secret=True)
     # None: the host's MAIL_DEFAULT_SENDER, else no-reply@localhost.
@@ -146,7 +184,9 @@ class Settings:
     mail_timeout: int = setting(10, _positive)
     ratelimit_storage_uri: str = setting("memory://", secret=True)  # may hold a password
     ratelimit_key_prefix: str = setting("favsync")
-    ratelimit_magic_link_per_email: str = setting("10 per hour", _rate_limit)
+    # Keyed on the mailbox (a+tag@x counts as a@x). With 5 code guesses per link this
+    # bounds code guessing: see "Guessing budget" in README.md.
+    ratelimit_magic_link_per_email: str = setting("10 per hour; 20 per day", _rate_limit)
     ratelimit_magic_link_per_ip: str = setting("20 per hour", _rate_limit)
     ratelimit_verify_code_per_ip: str = setting("30 per hour", _rate_limit)
     ratelimit_emails_global: str = setting("1000 per hour", _rate_limit)
@@ -154,10 +194,14 @@ class Settings:
     tombstone_days: int = setting(90, _positive)  # how long a removal is remembered
     max_body_bytes: int = setting(64 * 1024, _positive)
     refresh_token_ttl: int = setting(90 * DAY, _positive)
+    # A session (refresh family) ends this long after its sign-in, however often it refreshes.
+    refresh_absolute_ttl: int = setting(90 * DAY, _positive)
     # None: Secure, except in debug (plain-HTTP development).
     refresh_cookie_secure: bool = setting()
     refresh_cookie_samesite: str = setting("Lax", _samesite)
     refresh_cookie_path: str | None = setting(None, _cookie_path)  # None: favsync's API path
+    # None: Partitioned (CHIPS) exactly when SameSite=None, so browsers keep it cross-site.
+    refresh_cookie_partitioned: bool = setting()
     # A JSON object of key id -> secret; from_app adds None -> the key of tokens without one.
     jwt_keys: dict = setting(None, _key_secrets, secret=True)
     jwt_active_kid: str | None = setting()
@@ -182,6 +226,8 @@ class Settings:
         }
         relaxed = app.debug or app.testing
         values["secret_key"] = values["secret_key"] or _development_secret(app, relaxed)
+        if not app.debug:
+            _check_key_lengths(values["secret_key"], values["jwt_secret_key"])
         values["jwt_keys"] = _key_ring(
             values["jwt_keys"], values["jwt_secret_key"], values["secret_key"]
         )
@@ -189,14 +235,30 @@ class Settings:
             values["demo"] = app.debug
         if values["refresh_cookie_secure"] is None:
             values["refresh_cookie_secure"] = not app.debug
+        if values["refresh_cookie_partitioned"] is None:
+            values["refresh_cookie_partitioned"] = values["refresh_cookie_samesite"] == "None"
+        if not values["trusted_hosts"] and app.config.get("TRUSTED_HOSTS"):
+            values["trusted_hosts"] = frozenset(app.config["TRUSTED_HOSTS"])
         settings = cls(**values)
-        settings._check_together(relaxed)
+        settings._check_together(relaxed, app.debug)
         return settings
 
-    def _check_together(self, relaxed: bool) -> None:
+    @property
+    def serves_seed_login(self) -> bool:
+        """Whether seed 002's POST <auth_url_prefix>/magic-link/verify is served."""
+        return self.auth_url_prefix != AUTH_PREFIX_OFF
+
+    def _check_together(self, relaxed: bool, debug: bool) -> None:
         """Check what depends on two settings, or on debug and testing."""
         if self.refresh_cookie_samesite == "None" and not self.refresh_cookie_secure:
             raise ConfigError("FAVSYNC_REFRESH_COOKIE_SAMESITE=None needs a Secure cookie")
+        if self.refresh_cookie_partitioned and not self.refresh_cookie_secure:
+            raise ConfigError("FAVSYNC_REFRESH_COOKIE_PARTITIONED needs a Secure cookie")
+        if self.mail_username is not None and not (self.mail_use_tls or self.mail_use_ssl) and not debug:
+            raise ConfigError(
+                "FAVSYNC_MAIL_USERNAME is set without FAVSYNC_MAIL_USE_TLS or FAVSYNC_MAIL_USE_SSL: "
+                "outside debug favsync will not send the SMTP password in clear"
+            )
         if self.jwt_active_kid not in self.jwt_keys:
             raise ConfigError(
                 f"FAVSYNC_JWT_ACTIVE_KID {self.jwt_active_kid!r} is not a key of FAVSYNC_JWT_KEYS"
@@ -213,6 +275,12 @@ class Settings:
                 "FAVSYNC_MAGIC_LINK_URL is not set: outside debug and testing favsync will not "
                 "build sign-in links from the request's Host header, which a client can forge "
                 "(set e.g. https://homes.example/favorites/verify?token={token})"
+            )
+        if not self.trusted_hosts and not relaxed:
+            raise ConfigError(
+                "FAVSYNC_TRUSTED_HOSTS is not set: outside debug and testing favsync answers only "
+                "on the host names it is given, since the Host header chooses the brokerage "
+                "(set e.g. 'homes.example .lakeside.example')"
             )
 
 
@@ -321,6 +389,17 @@ def _key_ring(keys: dict | None, jwt_secret_key: str | None, secret_key: str) ->
     if jwt_secret_key:
         ring[None] = jwt_secret_key
     return ring
+
+
+def _check_key_lengths(secret_key: str, jwt_secret_key: str | None) -> None:
+    """Refuse signing keys short enough to search (outside debug)."""
+    for key, value in (("FAVSYNC_SECRET_KEY", secret_key), ("FAVSYNC_JWT_SECRET_KEY", jwt_secret_key)):
+        if value is not None and not _long_enough(value):
+            raise ConfigError(
+                f"{key} must be at least {MIN_KEY_BYTES} bytes: it signs auth tokens, and a short "
+                "key can be guessed (generate one with: python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))')"
+            )
 
 
 def _development_secret(app, relaxed: bool) -> str:

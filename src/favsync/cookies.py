@@ -16,17 +16,19 @@ def _path() -> str:
     return url_for("favsync.auth.refresh_auth_token").removesuffix("/token/refresh") or "/"
 
 
-def set_refresh_cookie(response: Response, secret: str) -> None:
+def set_refresh_cookie(response: Response, secret: str, max_age: int) -> None:
     config = settings()
     response.headers["Cache-Control"] = "no-store"  # the answer carries credentials
     response.set_cookie(
         REFRESH_COOKIE,
         secret,
-        max_age=config.refresh_token_ttl,
+        max_age=max_age,
         path=_path(),
         secure=config.refresh_cookie_secure,
         httponly=True,
         samesite=config.refresh_cookie_samesite,
+        # Partitioned (CHIPS): browsers that block third-party cookies keep it per top-level site.
+        partitioned=config.refresh_cookie_partitioned,
     )
 
 
@@ -39,4 +41,5 @@ def clear_refresh_cookie(response: Response) -> None:
         secure=config.refresh_cookie_secure,
         httponly=True,
         samesite=config.refresh_cookie_samesite,
+        partitioned=config.refresh_cookie_partitioned,
     )

@@ -55,6 +55,12 @@ def invalid_code() -> ApiError:
     return ApiError(400, "invalid_code", "That code is not right or has expired; check the email.")
 
 
+def unknown_host(host: str) -> ApiError:
+    return ApiError(
+        400, "unknown_host", f"This service does not answer on {host!r} (see FAVSYNC_TRUSTED_HOSTS)."
+    )
+
+
 # -- 401 ------------------------------------------------------------------------
 
 def unauthorized(message: str, code: str = "unauthorized") -> ApiError:
@@ -68,6 +74,24 @@ def invalid_refresh_token(message: str = "The refresh token is not valid; sign i
 
 def refresh_token_reused() -> ApiError:
     return unauthorized("This session was ended; sign in again.", "refresh_token_reused")
+
+
+# -- 403 ------------------------------------------------------------------------
+
+def json_required() -> ApiError:
+    # A page of any site can send a form or text/plain POST without a preflight;
+    # only a JSON one must be let through by CORS first.
+    return ApiError(
+        403, "json_required",
+        "Send this request with 'Content-Type: application/json' (the body may be empty).",
+    )
+
+
+def origin_not_allowed(origin: str) -> ApiError:
+    return ApiError(
+        403, "origin_not_allowed",
+        f"Requests from {origin!r} may not use the refresh cookie (see FAVSYNC_CORS_ORIGINS).",
+    )
 
 
 # -- 410 ------------------------------------------------------------------------
@@ -99,6 +123,11 @@ def too_many_attempts() -> ApiError:
 
 
 # -- 422, 429 -------------------------------------------------------------------
+
+def unprocessable_body(problems: list[dict]) -> ApiError:
+    """Seed 002's validation error: pydantic's own items (loc, msg, type, input, ctx)."""
+    return ApiError(422, "validation_error", "The request is not valid.", details=problems)
+
 
 def too_many_favorites(limit: int, count: int) -> ApiError:
     return ApiError(
@@ -149,8 +178,18 @@ def not_configured() -> ApiError:
 # -- handlers -------------------------------------------------------------------
 
 def error_response(error: ApiError):
+    """favsync's envelope: {"success": false, "error": {"code", "message", "details"}}."""
     body = {"code": error.code, "message": error.message, "details": error.details}
     response = jsonify(success=False, error=body)
+    return _with_status(response, error)
+
+
+def detail_response(error: ApiError):
+    """Seed 002's (FastAPI's) shape: {"detail": [problems]} or {"detail": "message"}."""
+    return _with_status(jsonify(detail=error.details or error.message), error)
+
+
+def _with_status(response, error: ApiError):
     response.status_code = error.status
     response.headers.update(error.headers)
     return response
@@ -160,33 +199,30 @@ def _code_for(exc: HTTPException) -> str:
     return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
 
 
-def handle_http_exception(exc: HTTPException):
-    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
-    return error_response(
-        ApiError(exc.code or 500, _code_for(exc), exc.description or exc.name, headers=headers)
-    )
-
-
-def handle_database_error(exc: sqlalchemy.exc.OperationalError):
-    log.warning("database unavailable: %s", exc.orig.__class__.__name__)
-    return error_response(database_unavailable())
-
-
-def handle_unexpected(exc: Exception):
+def as_api_error(exc: Exception) -> ApiError:
+    """The ApiError that answers `exc`, whatever was raised."""
+    if isinstance(exc, ApiError):
+        return exc
     if isinstance(exc, HTTPException):
-        return handle_http_exception(exc)
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return ApiError(exc.code or 500, _code_for(exc), exc.description or exc.name, headers=headers)
+    if isinstance(exc, sqlalchemy.exc.OperationalError):
+        log.warning("database unavailable: %s", exc.orig.__class__.__name__)
+        return database_unavailable()
     log.exception("unhandled error")
-    return error_response(ApiError(500, "internal_error", "Something went wrong on our side."))
+    return ApiError(500, "internal_error", "Something went wrong on our side.")
 
 
-def register(target: Blueprint | Flask) -> None:
-    """Answer every error raised under `target` with the JSON envelope."""
-    target.register_error_handler(ApiError, error_response)
-    target.register_error_handler(sqlalchemy.exc.OperationalError, handle_database_error)
-    for code in HANDLED_CODES:
-        target.register_error_handler(code, handle_unexpected)
-    target.register_error_handler(HTTPException, handle_http_exception)
-    target.register_error_handler(Exception, handle_unexpected)
+def register(target: Blueprint | Flask, render=error_response) -> None:
+    """Answer every error raised under `target` in one JSON shape (`render`'s)."""
+
+    def handle(exc: Exception):
+        return render(as_api_error(exc))
+
+    # Exception covers every class (a blueprint's handlers are searched before the
+    # app's); the codes beat a host's handlers for them.
+    for kind in (*HANDLED_CODES, Exception):
+        target.register_error_handler(kind, handle)
 
 
 # -- the catch-all for URLs no favsync route matched ----------------------------

@@ -1,19 +1,18 @@
 """FavSync, the Flask extension: wires configuration, database, limits, mail and routes."""
 from __future__ import annotations
 
-import sqlalchemy as sa
-from flask import Blueprint, Flask, request
+from flask import Blueprint, Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from . import auth, errors, favorites, frontend, health, openapi, outbox, worker
+from . import auth, errors, favorites, frontend, guards, health, openapi, outbox, worker
 from .cli import favsync_cli
 from .config import Settings
-from .cors import add_cors_headers
 from .database import own_database
+from .hooks import LoginHooks
 from .limiting import RequestLimits
 from .mail import Mailer
 from .requestlog import init_request_log
-from .state import EXTENSION_KEY, FavSyncState, settings
+from .state import EXTENSION_KEY, FavSyncState
 
 api = Blueprint("favsync", __name__, template_folder="templates")
 api.register_blueprint(auth.bp)
@@ -22,13 +21,11 @@ api.register_blueprint(openapi.bp)
 api.register_blueprint(frontend.client)
 errors.register(api)
 errors.add_catch_all(api)
-api.after_request(add_cors_headers)
-
-
-@api.before_request
-def limit_body_size() -> None:
-    # Per request, so favsync's limit never changes the host's MAX_CONTENT_LENGTH.
-    request.max_content_length = settings().max_body_bytes
+guards.protect(api)
+# Seed 002's login, at FAVSYNC_AUTH_URL_PREFIX: its own error shape, and no
+# catch-all (the rest of that prefix may be the host's).
+errors.register(auth.seed_bp, render=errors.detail_response)
+guards.protect(auth.seed_bp)
 
 
 class FavSync:
@@ -45,6 +42,7 @@ class FavSync:
     ) -> None:
         self.db = db
         self.celery = celery
+        self.hooks = LoginHooks()
         if app is not None:
             self.init_app(app, register_blueprint=register_blueprint, operations=operations)
 
@@ -62,13 +60,16 @@ class FavSync:
         With a host's Celery app (or FAVSYNC_CELERY_BROKER_URL), emails and webhooks
         are delivered by Celery workers; without, by the web process after each
         response. With register_blueprint=False the host mounts `favsync.blueprint`
-        itself. With operations=True the app also gets what the standalone service
-        has: /healthz and /readyz, and an X-Request-ID and a log line for every request.
+        (and `favsync.auth_blueprint`, seed 002's login) itself. With
+        operations=True the app also gets what the standalone service has:
+        /healthz and /readyz, and an X-Request-ID and a log line for every request.
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("favsync is already initialised on this app; call init_app once")
         settings = Settings.from_app(app)
-        db = db or self.db or app.extensions.get("sqlalchemy") or own_database(app, settings.sqlalchemy_database_uri)
+        db = db or self.db or app.extensions.get("sqlalchemy") or own_database(
+            app, settings.sqlalchemy_database_uri
+        )
         celery = celery or self.celery
         if celery is None and settings.celery_broker_url is not None:
             celery = worker.celery_for(
@@ -85,14 +86,25 @@ class FavSync:
             limits=RequestLimits(settings),
             mailer=Mailer.for_app(app, settings),
             celery=celery,
+            hooks=self.hooks,
         )
-        # Outbox rows are handed to delivery once their transaction commits.
-        if not sa.event.contains(db.session, "after_commit", outbox.on_commit):
-            sa.event.listen(db.session, "after_commit", outbox.on_commit)
-            sa.event.listen(db.session, "after_soft_rollback", outbox.on_rollback)
+        outbox.listen(db.session)  # rows are handed to delivery once their transaction commits
         if register_blueprint:
             app.register_blueprint(api, url_prefix=settings.url_prefix)
+            if settings.serves_seed_login:
+                app.register_blueprint(auth.seed_bp, url_prefix=settings.auth_url_prefix)
         if operations:
             app.register_blueprint(health.bp)
+            app.after_request(guards.add_security_headers)  # the health probes' answers too
             init_request_log(app)
         app.cli.add_command(favsync_cli)
+
+    def login_profile(self, hook):
+        """Register the host's profile hook for seed 002's login answer (see favsync.hooks)."""
+        self.hooks.profile = hook
+        return hook
+
+    def deal_access(self, hook):
+        """Register the host's check of seed 002's `deal_id` (see favsync.hooks)."""
+        self.hooks.deal_access = hook
+        return hook

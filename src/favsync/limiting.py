@@ -13,7 +13,7 @@ import time
 
 from flask import Flask, request
 from flask_limiter import Limiter
-from limits import parse
+from limits import parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
@@ -48,16 +48,16 @@ class RequestLimits:
         self._fallback = MovingWindowRateLimiter(MemoryStorage())
         self.key_prefix = settings.ratelimit_key_prefix  # several apps can share one Redis
         self._key = settings.secret_key.encode()
-        self.magic_link_per_email = parse(settings.ratelimit_magic_link_per_email)
-        self.magic_link_per_ip = parse(settings.ratelimit_magic_link_per_ip)
-        self.verify_code_per_ip = parse(settings.ratelimit_verify_code_per_ip)
-        self.emails_global = parse(settings.ratelimit_emails_global)
+        self.magic_link_per_email = parse_many(settings.ratelimit_magic_link_per_email)
+        self.magic_link_per_ip = parse_many(settings.ratelimit_magic_link_per_ip)
+        self.verify_code_per_ip = parse_many(settings.ratelimit_verify_code_per_ip)
+        self.emails_global = parse_many(settings.ratelimit_emails_global)
 
     def hit_magic_link(self, email: str, ip: str | None) -> None:
-        """Count one magic-link request; raise 429 when the email or the IP is over its rate."""
+        """Count one magic-link request; raise 429 when the mailbox or the IP is over its rate."""
         # Keyed hash: limiter keys live in Redis, where an address must not be
         # readable, nor matched by hashing a guessed address.
-        email_key = hmac.new(self._key, email.encode(), "sha256").hexdigest()[:32]
+        email_key = hmac.new(self._key, mailbox(email).encode(), "sha256").hexdigest()[:32]
         self._hit(self.magic_link_per_email, "magic-link-email", email_key)
         self._hit(self.magic_link_per_ip, "magic-link-ip", ip or "unknown")
 
@@ -75,7 +75,11 @@ class RequestLimits:
         except Exception:
             return False
 
-    def _hit(self, item, scope: str, key: str) -> None:
+    def _hit(self, items: list, scope: str, key: str) -> None:
+        for item in items:  # e.g. 10 per hour, then 20 per day
+            self._hit_one(item, scope, key)
+
+    def _hit_one(self, item, scope: str, key: str) -> None:
         identifiers = (self.key_prefix, scope, key)
         strategy = self.limiter.limiter
         try:
@@ -90,6 +94,16 @@ class RequestLimits:
         reset_at = strategy.get_window_stats(item, *identifiers).reset_time
         retry_after = max(1, math.ceil(reset_at - time.time()))
         raise rate_limited(str(item), retry_after)
+
+
+def mailbox(email: str) -> str:
+    """The mailbox an address reaches: local+tag@domain is local@domain.
+
+    Only rate limits fold tags: the pending-links rule and the stored email keep
+    the address as typed.
+    """
+    local, _, domain = email.rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}"
 
 
 def client_ip() -> str:

@@ -47,14 +47,16 @@ def render_magic_link(*, to: str, brokerage: str, url: str, code: str, minutes: 
 class TimeoutConnection(Connection):
     """Flask-Mail's SMTP connection, with the timeout it lacks and TLS that verifies."""
 
-    def __init__(self, mail, timeout: int) -> None:
+    def __init__(self, mail, timeout: int, ca_file: str | None = None) -> None:
         super().__init__(mail)
         self.timeout = timeout
+        self.ca_file = ca_file
 
     def configure_host(self) -> smtplib.SMTP:
         # smtplib's own default context verifies nothing: anyone on the path
-        # could read every sign-in link.
-        context = ssl.create_default_context()
+        # could read every sign-in link. This one checks the certificate and the
+        # host name, against the system's CAs or FAVSYNC_MAIL_TLS_CA_FILE.
+        context = ssl.create_default_context(cafile=self.ca_file)
         if self.mail.use_ssl:
             host = smtplib.SMTP_SSL(
                 self.mail.server, self.mail.port, timeout=self.timeout, context=context
@@ -71,10 +73,11 @@ class TimeoutConnection(Connection):
 class Mailer:
     """Sends favsync's emails by SMTP, or writes them to the log in development."""
 
-    def __init__(self, own, sender: str | None, timeout: int) -> None:
+    def __init__(self, own, sender: str | None, timeout: int, ca_file: str | None = None) -> None:
         self._own = own  # Flask-Mail state from FAVSYNC_MAIL_*; None: the host's Flask-Mail
         self._sender = sender  # FAVSYNC_MAIL_DEFAULT_SENDER
         self.timeout = timeout
+        self.ca_file = ca_file
 
     @classmethod
     def for_app(cls, app: Flask, settings: Settings) -> Mailer:
@@ -103,7 +106,8 @@ class Mailer:
                 "sends through the site's Flask-Mail, whether mail.init_app(app) runs before or "
                 "after favsync's)"
             )
-        return cls(own, settings.mail_default_sender, settings.mail_timeout)
+        return cls(own, settings.mail_default_sender, settings.mail_timeout,
+                   settings.mail_tls_ca_file)
 
     def flask_mail(self):
         """The Flask-Mail state that sends: favsync's own, else the app's (looked up now, so a
@@ -135,7 +139,7 @@ class Mailer:
         domain = str(sender).rpartition("@")[2].strip("> ") or "localhost"
         message.msgId = f"<{uid}@{domain}>"
         try:
-            with TimeoutConnection(state, self.timeout) as connection:
+            with TimeoutConnection(state, self.timeout, self.ca_file) as connection:
                 connection.send(message)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]

@@ -26,16 +26,25 @@ class Brokerage(Base):
     @classmethod
     def for_host(cls, host: str) -> sa.Row:
         """Return (id, name) of the brokerage whose domain is `host`, else of the default one."""
-        domain = host.rsplit(":", 1)[0].lower() if not host.endswith("]") else host.lower()
-        brokerage = session().execute(
-            sa.select(cls.id, cls.name)
-            .where(sa.or_(cls.domain == domain, cls.id == DEFAULT_BROKERAGE_ID))
-            .order_by(cls.id == DEFAULT_BROKERAGE_ID)  # a domain match sorts first
-            .limit(1)
-        ).first()
+        brokerage = session().execute(cls._of_host(host, cls.id, cls.name)).first()
         if brokerage is None:
             raise not_configured()
         return brokerage
+
+    @classmethod
+    def id_of_host(cls, host: str):
+        """The brokerage id of `host`, as a scalar subquery (to fold into another statement)."""
+        return cls._of_host(host, cls.id).scalar_subquery()
+
+    @classmethod
+    def _of_host(cls, host: str, *columns):
+        domain = host.rsplit(":", 1)[0].lower() if not host.endswith("]") else host.lower()
+        return (
+            sa.select(*columns)
+            .where(sa.or_(cls.domain == domain, cls.id == DEFAULT_BROKERAGE_ID))
+            .order_by(cls.id == DEFAULT_BROKERAGE_ID)  # a domain match sorts first
+            .limit(1)
+        )
 
 
 class Client(Base):
@@ -67,16 +76,22 @@ class Client(Base):
 
     @classmethod
     def authenticated(
-        cls, client_id: int, brokerage_id: int, email: str, issued_at: int
+        cls, client_id: int, brokerage_id: int, email: str, issued_at: int, *,
+        session_id: str, host: str,
     ) -> int | None:
-        """Return the id of the client a valid auth token names, if it exists and was not
-        logged out since. (Only the id: every authenticated request pays for this.)"""
+        """Return the id of the client a valid auth token names, if it exists, belongs to
+        the brokerage of `host`, and its session was not logged out since.
+
+        One statement: every authenticated request pays for this.
+        """
         return session().scalar(
             sa.select(cls.id).where(
                 cls.id == client_id,
                 cls.brokerage_id == brokerage_id,
+                cls.brokerage_id == Brokerage.id_of_host(host),  # the tenant is the host's
                 cls.email == email,
                 cls.tokens_valid_after <= issued_at,
+                RefreshToken.session_live(session_id, cls.id, utcnow()),
             )
         )
 
@@ -145,6 +160,23 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The sign-in that opened the family: no token of it outlives FAVSYNC_REFRESH_ABSOLUTE_TTL.
+    family_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @classmethod
+    def live(cls, now: datetime):
+        """Neither rotated, revoked nor expired: the one token of its family that refreshes."""
+        return sa.and_(cls.rotated_at.is_(None), cls.revoked_at.is_(None), cls.expires_at > now)
+
+    @classmethod
+    def session_live(cls, family: str, client_id, now: datetime):
+        """The client's session (family) is neither logged out nor expired: its auth tokens work."""
+        return sa.exists().where(
+            cls.family == family,
+            cls.client_id == client_id,
+            cls.revoked_at.is_(None),  # logging out revokes every token of the family
+            cls.expires_at > now,
+        )
 
 
 class Favorite(Base):

@@ -86,6 +86,23 @@ def _cipher() -> Fernet:
 
 # -- waking delivery once the rows are committed -----------------------------------
 
+_LISTENING = "_favsync_outbox_listening"
+
+
+def listen(db_session) -> None:
+    """Wake delivery after every commit of `db_session` (a scoped session), once per session class.
+
+    Marked on the class itself: SQLAlchemy's event.contains() keys on id(), and a
+    new session class that reuses a dead one's id() would look registered and
+    never deliver.
+    """
+    session_class = db_session.session_factory.class_
+    if not vars(session_class).get(_LISTENING):
+        sa.event.listen(db_session, "after_commit", on_commit)
+        sa.event.listen(db_session, "after_soft_rollback", on_rollback)
+        setattr(session_class, _LISTENING, True)
+
+
 def on_commit(db_session) -> None:
     """After a commit that wrote outbox rows, wake their delivery (never before)."""
     ids = db_session.info.pop(_NEW_IDS, None)

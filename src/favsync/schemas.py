@@ -3,6 +3,8 @@
 A view reads its input with `parse(Model)` (the JSON body), `header(name, Type)`
 and `path(name, value, Type)`; any problem is a 400 whose details are
 pydantic's loc/msg/type, the loc starting with "body", "header" or "path".
+Seed 002's login reads its body with `parse_seed(Model)`: a problem is its 422,
+pydantic's own items with input and ctx.
 """
 from __future__ import annotations
 
@@ -21,16 +23,17 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
-    ValidationError,
     ValidationInfo,
     field_validator,
 )
+from pydantic import ValidationError as PydanticValidationError
 from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import PydanticCustomError
 from typing_extensions import NotRequired, TypedDict
+from werkzeug.exceptions import BadRequest
 
-from .errors import invalid_json, too_many_sent, validation_error
-from .tokens import MAGIC_SECRET
+from .errors import invalid_json, too_many_sent, unprocessable_body, validation_error
+from .tokens import CODE_ALPHABET, CODE_LENGTH, MAGIC_SECRET
 
 MAX_REPORTED_ERRORS = 20
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -38,10 +41,11 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 # --- field types ---------------------------------------------------------------
 
 MAX_EMAIL_LENGTH = 254
-# What every address the validator accepts looks like: one @ and a dot in the
-# domain (IDNA turns the ideographic full stops into dots). The document states
-# it, so a client can tell "0" is no address without asking.
-EMAIL_SHAPE = re.compile(r"^[^@]+@[^@]+[.\u3002\uff0e\uff61][^@]+$")
+# What every address the validator accepts looks like: at most 64 characters
+# before one @ (RFC 5321), and a dot in the domain (IDNA turns the ideographic
+# full stops into dots). The document states it, so a client can tell "0" is no
+# address without asking.
+EMAIL_SHAPE = re.compile(r"^\s*[^@\s]{1,64}@[^@]+[.\u3002\uff0e\uff61][^@]+$")
 
 
 def _null_is_missing(value: Any) -> Any:
@@ -53,7 +57,10 @@ def _null_is_missing(value: Any) -> Any:
 def _normalised_email(value: str) -> str:
     try:
         # SMTPUTF8 local parts are refused: many mail servers would not deliver them.
-        checked = validate_email(value.strip().lower(), allow_smtputf8=False, check_deliverability=False)
+        # strict: the local part is at most 64 characters, as RFC 5321 says.
+        checked = validate_email(
+            value.strip().lower(), allow_smtputf8=False, check_deliverability=False, strict=True
+        )
     except EmailNotValidError as exc:
         raise PydanticCustomError("value_error", str(exc)) from None
     if not EMAIL_SHAPE.fullmatch(value):
@@ -72,9 +79,10 @@ Email = Annotated[
         json_schema_extra={"pattern": EMAIL_SHAPE.pattern},
     ),
 ]
+# Not only dots: "." and ".." would walk up any path built from the id.
 ListingId = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,50}$"),
+    StringConstraints(max_length=50, pattern=r"^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$"),
     Field(examples=["98970014"]),
 ]
 # The view checks the shape and answers a malformed link with 400 invalid_token.
@@ -105,10 +113,27 @@ NextPath = Annotated[
         examples=["/listings/C9231328"],
     ),
 ]
+_CODE_CHARACTER = "[2-9A-HJ-NP-Za-hj-np-z]"  # CODE_ALPHABET, in either case
+
+
+def _typed_code(code: str) -> str:
+    """The code as it was issued: upper-case, without the separator."""
+    return code.upper().replace("-", "").replace(" ", "")
+
+
 TypedCode = Annotated[
     str,
-    StringConstraints(pattern=r"^[0-9]{6}$"),
-    Field(description="The six-digit code from the email.", examples=["482913"]),
+    StringConstraints(
+        pattern=f"^{_CODE_CHARACTER}{{4}}[- ]?{_CODE_CHARACTER}{{4}}$",
+    ),
+    AfterValidator(_typed_code),
+    Field(
+        description=(
+            f"The code from the email: {CODE_LENGTH} characters of {CODE_ALPHABET} "
+            "(no 0, O, 1 or I), in either case, the middle dash optional."
+        ),
+        examples=["K7QM-3XPD"],
+    ),
 ]
 
 # A favourites version from an earlier answer (a 64-bit integer in SQL).
@@ -184,6 +209,15 @@ class LogoutRequest(RequestBody):
     all: bool = False
 
 
+class MagicLinkVerifyBody(RequestBody):
+    """Seed 002: verify a magic link code (the secret from the email URL)."""
+
+    code: str = Field(description="The magic link code from the email URL")
+    deal_id: str | None = Field(
+        default=None, description="Optional deal ID (from invite links) for post-login redirect"
+    )
+
+
 # --- answers -------------------------------------------------------------------
 
 
@@ -206,6 +240,9 @@ class Login(TypedDict):
     favorites: list[ListingId]
     email: str
     version: Version
+    same_browser: Annotated[bool, Field(description=(
+        "Whether this browser (its X-Session-ID) is the one that asked for the link: "
+        "when false, ask before adding this browser's favourites (login CSRF)."))]
     redirect: NotRequired[Annotated[str, Field(description="The `next` stored with the link, when there was one.")]]
 
 
@@ -252,8 +289,58 @@ class Reset(TypedDict):
     reset: Literal[True]
 
 
+class LoginUserDict(TypedDict):
+    """Inner user payload of a login response."""
+
+    __pydantic_config__ = ConfigDict(extra="ignore")
+    id: str
+    display_name: NotRequired[str | None]
+    email: NotRequired[str | None]
+    avatar_url: NotRequired[str | None]
+    provider: NotRequired[str | None]
+
+
+class LoginResponse(TypedDict):
+    """Response from POST /auth/login and POST /auth/magic-link/verify.
+
+    NOTE (D6 fix, May 2026): refresh tokens are emitted as Set-Cookie headers only — there is intentionally no refresh_token field in the body. Legacy UI code that read data.refresh_token was always reading undefined; that read has been removed in lockstep.
+    """
+
+    __pydantic_config__ = ConfigDict(extra="allow")
+    access_token: str
+    user: LoginUserDict
+    expires_in_minutes: NotRequired[int | None]
+    has_deals: NotRequired[bool | None]
+    force_password_change: NotRequired[bool | None]
+    matomo_visitor_id: NotRequired[str | None]
+    redirect_deal_id: NotRequired[Annotated[
+        str | None, Field(description="The `deal_id` sent, once the host's deal check accepts it.")
+    ]]
+
+
+class ValidationError(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="ignore")
+    loc: Annotated[list[str | int], Field(title="Location")]
+    msg: Annotated[str, Field(title="Message")]
+    type: Annotated[str, Field(title="Error Type")]
+    input: NotRequired[Annotated[Any, Field(title="Input")]]
+    ctx: NotRequired[Annotated[dict, Field(title="Context")]]
+
+
+class HTTPValidationError(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="ignore")
+    detail: NotRequired[Annotated[list[ValidationError], Field(title="Detail")]]
+
+
+class HTTPError(TypedDict):
+    """Any other error of seed 002's login (an unknown, used or expired code...)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    detail: Annotated[str, Field(title="Detail")]
+
+
 class Problem(TypedDict):
-    """One invalid field (seed 002's ValidationError)."""
+    """One invalid field: pydantic's loc, msg and type."""
 
     __pydantic_config__ = ConfigDict(extra="forbid")
     loc: Annotated[list[str | int], Field(examples=[["body", "email"]])]
@@ -299,6 +386,38 @@ def query(model: type[BaseModel]) -> Any:
     return _validated(model, request.args.to_dict(), ["query"], strict=False)
 
 
+def parse_seed(model: type[M]) -> M:
+    """Return the JSON body as `model`, or raise seed 002's 422 with pydantic's own items."""
+    if not request.get_data(cache=True):
+        raise unprocessable_body([{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}])
+    try:
+        if not request.is_json:
+            raise BadRequest("Content-Type is not application/json")
+        body = request.get_json()
+    except (BadRequest, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        raise unprocessable_body([{
+            "type": "json_invalid", "loc": ["body"], "msg": "JSON decode error", "input": {},
+            "ctx": {"error": getattr(exc, "description", None) or exc.__class__.__name__},
+        }]) from None
+    try:
+        return _adapter(model).validate_python(body, strict=True)
+    except PydanticValidationError as exc:
+        raise unprocessable_body([
+            _jsonable({**problem, "loc": ["body", *problem["loc"]]})
+            for problem in exc.errors(include_url=False)[:MAX_REPORTED_ERRORS]
+        ]) from None
+
+
+def _jsonable(problem: dict) -> dict:
+    # ctx may hold exception objects (a custom validator's ValueError): their text.
+    if "ctx" in problem:
+        problem["ctx"] = {
+            key: value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+            for key, value in problem["ctx"].items()
+        }
+    return problem
+
+
 def header(name: str, type_: Any) -> Any:
     """Return the request header `name` as `type_`, or None when it was not sent."""
     value = request.headers.get(name)
@@ -332,7 +451,7 @@ def _validated(type_: Any, value: Any, loc: list, context: dict | None = None, *
                strict: bool = True) -> Any:
     try:
         return _adapter(type_).validate_python(value, strict=strict, context=context)
-    except ValidationError as exc:
+    except PydanticValidationError as exc:
         problems = exc.errors(include_url=False, include_context=False, include_input=False)
         raise validation_error([
             {"loc": [*loc, *problem["loc"]], "msg": problem["msg"], "type": problem["type"]}
@@ -342,8 +461,14 @@ def _validated(type_: Any, value: Any, loc: list, context: dict | None = None, *
 
 # --- the OpenAPI components ----------------------------------------------------
 
-REQUESTS = (MagicLinkRequest, VerifyRequest, VerifyCodeRequest, SyncRequest, LogoutRequest)
-ANSWERS = (Accepted, Success, Login, Refreshed, Favorites, Synced, Changes, Reset, Error)
+REQUESTS = (
+    MagicLinkRequest, VerifyRequest, VerifyCodeRequest, SyncRequest, LogoutRequest,
+    MagicLinkVerifyBody,
+)
+ANSWERS = (
+    Accepted, Success, Login, Refreshed, Favorites, Synced, Changes, Reset, Error,
+    LoginResponse, HTTPValidationError, HTTPError,
+)
 # Field types the document names, for its parameters.
 NAMED_TYPES = {"Email": Email, "ListingId": ListingId, "MagicToken": MagicToken,
                "SessionId": SessionId, "Version": Version}

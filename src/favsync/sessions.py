@@ -5,10 +5,11 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
 
-from .database import UTCDateTime, session, utcnow
+from .database import session, utcnow
 from .errors import invalid_refresh_token, refresh_token_reused
 from .models import Client, RefreshToken
 from .state import settings
@@ -26,15 +27,29 @@ class Login:
     client_id: int
     brokerage_id: int
     email: str
-    refresh_secret: str  # the new refresh cookie
+    family: str  # the session: its auth tokens carry it as `sid`, a logout ends it
+    # The new refresh cookie and when it expires; None for a replay within the grace
+    # window, whose browser already holds the successor.
+    refresh_secret: str | None
+    refresh_expires_at: datetime | None
     not_before: int  # the client's tokens_valid_after: the earliest iat its tokens may carry
     at: datetime  # when it happened: the iat of its token, so a later logout covers it
     # Set by link and code logins only:
     created: bool = False  # the client (the lead) did not exist before
     session_id: str | None = None
+    same_browser: bool | None = None  # the browser verifying is the one that asked
     favorites: list[str] | None = None
     favorites_version: int | None = None
     redirect: str | None = None
+
+    def visitor(self) -> dict:
+        """Who signed in, as the host's signals and hooks receive it."""
+        return {
+            "session_id": self.session_id,
+            "client_id": self.client_id,
+            "brokerage_id": self.brokerage_id,
+            "email": self.email,
+        }
 
     def auth_token(self) -> str:
         """The favourites JWT for this login."""
@@ -47,108 +62,144 @@ class Login:
             brokerage_id=self.brokerage_id,
             email=self.email,
             issued_at=issued_at,
+            session=self.family,
         )
 
 
-def start_family(client_id: int, now: datetime) -> str:
-    """Open a new refresh family for a login (in the caller's transaction); return its secret."""
-    return _issue(client_id, now, family=str(uuid.uuid4()))
+@dataclass(frozen=True)
+class Refresh:
+    """A refresh token just issued: the cookie's secret, its family, when it expires."""
+
+    secret: str
+    family: str
+    expires_at: datetime
 
 
-def _issue(client_id: int, now: datetime, *, family: str) -> str:
+def start_family(client_id: int, now: datetime) -> Refresh:
+    """Open a new refresh family (a session) for a login, in the caller's transaction."""
+    return _issue(client_id, now, family=str(uuid.uuid4()), started_at=now)
+
+
+def _issue(client_id: int, now: datetime, *, family: str, started_at: datetime) -> Refresh:
+    config = settings()
     secret, digest = new_secret()
+    expires_at = min(
+        now + timedelta(seconds=config.refresh_token_ttl),
+        started_at + timedelta(seconds=config.refresh_absolute_ttl),
+    )
     session().execute(
         sa.insert(RefreshToken).values(
             client_id=client_id,
             family=family,
             token=digest,
             created_at=now,
-            expires_at=now + timedelta(seconds=settings().refresh_token_ttl),
+            expires_at=expires_at,
+            family_started_at=started_at,
         )
     )
-    return secret
+    return Refresh(secret, family, expires_at)
 
 
 def rotate(secret: str) -> Login:
-    """Swap a refresh token for a new one of its family; a reused one revokes the family."""
+    """Swap a live refresh token for its one successor; a reused one revokes the family.
+
+    Within the grace window, the token just rotated gets a new auth token but no
+    new refresh token: the browser that rotated it holds the successor, so the
+    family never has more than one live token.
+    """
     db = session()
     now = utcnow()
+    digest = sha256_hex(secret)
+    # One conditional UPDATE decides a race: exactly one request rotates the token.
     rotated = db.execute(
         sa.update(RefreshToken)
-        .where(
-            RefreshToken.token == sha256_hex(secret),
-            sa.or_(
-                RefreshToken.rotated_at.is_(None),
-                RefreshToken.rotated_at > now - REFRESH_REUSE_GRACE,
-            ),
-            RefreshToken.revoked_at.is_(None),
-            RefreshToken.expires_at > now,
-        )
-        .values(rotated_at=sa.func.coalesce(RefreshToken.rotated_at, sa.literal(now, UTCDateTime())))
-        .returning(RefreshToken.client_id, RefreshToken.family)
+        .where(RefreshToken.token == digest, RefreshToken.live(now))
+        .values(rotated_at=now)
+        .returning(RefreshToken.client_id, RefreshToken.family, RefreshToken.family_started_at)
         .execution_options(synchronize_session=False)
     ).first()
-    if rotated is None:
-        _refuse(secret, now)
+    if rotated is not None:
+        successor = _issue(
+            rotated.client_id, now, family=rotated.family, started_at=rotated.family_started_at
+        )
+        client_id, family = rotated.client_id, rotated.family
+    else:
+        replayed = db.execute(
+            sa.select(RefreshToken.client_id, RefreshToken.family).where(
+                RefreshToken.token == digest,
+                RefreshToken.rotated_at > now - REFRESH_REUSE_GRACE,
+                RefreshToken.revoked_at.is_(None),
+                RefreshToken.expires_at > now,
+            )
+        ).first()
+        if replayed is None:
+            _refuse(digest, now)
+        successor = None
+        client_id, family = replayed.client_id, replayed.family
     client = db.execute(
         sa.select(Client.brokerage_id, Client.email, Client.tokens_valid_after).where(
-            Client.id == rotated.client_id
+            Client.id == client_id
         )
     ).one()
-    new = _issue(rotated.client_id, now, family=rotated.family)
     db.commit()
     return Login(
-        client_id=rotated.client_id,
+        client_id=client_id,
         brokerage_id=client.brokerage_id,
         email=client.email,
-        refresh_secret=new,
+        family=family,
+        refresh_secret=None if successor is None else successor.secret,
+        refresh_expires_at=None if successor is None else successor.expires_at,
         not_before=client.tokens_valid_after,
         at=now,
     )
 
 
-def _refuse(secret: str, now: datetime):
+def _refuse(digest: str, now: datetime):
     db = session()
     token = db.execute(
         sa.select(RefreshToken.family, RefreshToken.rotated_at, RefreshToken.revoked_at).where(
-            RefreshToken.token == sha256_hex(secret)
+            RefreshToken.token == digest
         )
     ).first()
     if token is not None and token.rotated_at is not None and token.revoked_at is None:
         # A rotated token came back: someone kept a copy. End the whole family.
-        _revoke_family(token.family, now)
+        _revoke_families({token.family}, now)
         db.commit()
         raise refresh_token_reused()
     db.rollback()
     raise invalid_refresh_token()
 
 
-def owner(secret: str) -> sa.Row | None:
-    """Return (client_id, family) of a live refresh token, or None."""
+class Held(NamedTuple):
+    """A session a device proves it holds (by a refresh cookie or an auth token)."""
+
+    client_id: int
+    family: str
+
+
+def owner(secret: str) -> Held | None:
+    """The session of a live refresh token, or None."""
     if not secret:
         return None
-    return session().execute(
+    row = session().execute(
         sa.select(RefreshToken.client_id, RefreshToken.family).where(
-            RefreshToken.token == sha256_hex(secret),
-            RefreshToken.rotated_at.is_(None),
-            RefreshToken.revoked_at.is_(None),
-            RefreshToken.expires_at > utcnow(),
+            RefreshToken.token == sha256_hex(secret), RefreshToken.live(utcnow())
         )
     ).first()
+    return None if row is None else Held(*row)
 
 
-def end(secret: str) -> None:
-    """Revoke the family of this refresh token (one device's session), if it is live."""
-    live = owner(secret)
-    if live is not None:
-        _revoke_family(live.family, utcnow())
+def end(families: set[str]) -> None:
+    """End these sessions: their refresh tokens and auth tokens stop working at once."""
+    if families:
+        _revoke_families(families, utcnow())
         session().commit()
 
 
-def _revoke_family(family: str, now: datetime) -> None:
+def _revoke_families(families: set[str], now: datetime) -> None:
     session().execute(
         sa.update(RefreshToken)
-        .where(RefreshToken.family == family, RefreshToken.revoked_at.is_(None))
+        .where(RefreshToken.family.in_(families), RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
         .execution_options(synchronize_session=False)
     )

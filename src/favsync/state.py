@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
     from .config import Settings
+    from .hooks import LoginHooks
     from .limiting import RequestLimits
     from .mail import Mailer
 
@@ -26,6 +27,7 @@ class FavSyncState:
     limits: RequestLimits
     mailer: Mailer
     celery: Celery | None  # None: the web process delivers, after each response
+    hooks: LoginHooks  # the host's, registered on its FavSync
 
 
 def state() -> FavSyncState:

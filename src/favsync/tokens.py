@@ -13,12 +13,17 @@ from .errors import unauthorized
 
 TOKEN_TYPE = "favorites_auth"
 ALGORITHMS = ["HS256"]
-REQUIRED_CLAIMS = ["client_id", "brokerage_id", "email", "exp", "iat", "type"]
+# Seed 000's claims, and sid: the session (refresh family) a logout ends.
+REQUIRED_CLAIMS = ["client_id", "brokerage_id", "email", "exp", "iat", "type", "sid"]
 # Hosts' clocks differ a little; so can a token's iat when it is held back to
 # the second a client last logged out everywhere (see sessions.Login).
 LEEWAY_SECONDS = 5
 # token_urlsafe(32): 32 random bytes, 43 URL-safe base64 characters.
 MAGIC_SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
+# Typed codes: 8 characters (40 bits) with nothing to misread (no 0/O, no 1/I),
+# shown as K7QM-3XPD. README.md "Guessing budget" says why 8.
+CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+CODE_LENGTH = 8
 
 
 def sha256_hex(secret: str) -> str:
@@ -37,20 +42,22 @@ def is_magic_secret(value: str) -> bool:
 
 
 def new_code(key: str, email: str) -> tuple[str, str]:
-    """Return a fresh six-digit code for `email` and the keyed hash that is stored."""
-    code = f"{secrets.randbelow(10**6):06d}"
-    return code, code_digest(key, email, code)
+    """Return a fresh typed code for `email`, as emailed (K7QM-3XPD), and the keyed hash that is stored."""
+    code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    return f"{code[:4]}-{code[4:]}", code_digest(key, email, code)
 
 
 def code_digest(key: str, email: str, code: str) -> str:
-    # Keyed: an unkeyed hash of six digits is reversed by trying all million.
+    """The keyed hash of a typed code, its letters upper-case, without separator."""
+    # Keyed: an unkeyed hash of a 40-bit code is reversed by trying them all.
     return hmac.new(key.encode(), f"favsync-code:{email}:{code}".encode(), "sha256").hexdigest()
 
 
 def encode_auth_token(
-    settings: Settings, *, client_id: int, brokerage_id: int, email: str, issued_at: int
+    settings: Settings, *, client_id: int, brokerage_id: int, email: str, issued_at: int,
+    session: str,
 ) -> str:
-    """Sign the seed's favourites JWT with the active key."""
+    """Sign the seed's favourites JWT, for one session (refresh family), with the active key."""
     claims = {
         "client_id": client_id,
         "brokerage_id": brokerage_id,
@@ -58,6 +65,7 @@ def encode_auth_token(
         "exp": issued_at + settings.auth_token_ttl,
         "iat": issued_at,
         "type": TOKEN_TYPE,
+        "sid": session,
     }
     kid = settings.jwt_active_kid
     headers = {"kid": kid} if kid is not None else None
@@ -86,6 +94,7 @@ def decode_auth_token(settings: Settings, token: str) -> dict:
         claims["type"] != TOKEN_TYPE
         or not all(_is_int64(claims[name]) for name in ("client_id", "brokerage_id", "iat"))
         or not isinstance(claims["email"], str)
+        or not isinstance(claims["sid"], str)
     ):
         raise unauthorized("The auth token is not valid.")
     return claims
