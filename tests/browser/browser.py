@@ -89,8 +89,19 @@ class Device:
         self.page.wait_for_function(
             "(document.getElementById('who')?.textContent || '').startsWith('Not signed in')")
 
-    def land(self, link: str) -> None:
-        """Open the emailed link and press Continue, as the person does."""
+    def land(self, link: str, *, merge: bool | None = None) -> None:
+        """Open the emailed link and press Continue, as the person does.
+
+        A link asked for in another browser makes the page ask before it adds
+        this browser's hearts to the account: `merge` is the person's answer.
+        """
+        self.asked: list[str] = []
+
+        def answer(dialog) -> None:
+            self.asked.append(dialog.message)
+            dialog.accept() if merge else dialog.dismiss()
+
+        self.page.once("dialog", answer)
         self.page.goto(link)
         self.page.click("#continue")
 

@@ -31,9 +31,10 @@ def test_a_link_opened_on_another_device_and_the_code_typed_here_both_sign_in(de
     phone.heart("98970014")
     laptop.ask_link(VISITOR)
 
-    phone.land(inbox.link_for(VISITOR))  # the email opened on the phone
+    phone.land(inbox.link_for(VISITOR), merge=True)  # the email opened on the phone
     phone.signed_in_as(VISITOR)
     phone.shows(["98970014"])
+    assert phone.asked == [f"Sign in as {VISITOR} and add this browser's 1 favourites?"]
     laptop.type_code(inbox.code_for(VISITOR))  # the code typed in the tab that asked
     laptop.signed_in_as(VISITOR)
 
@@ -76,3 +77,19 @@ def test_logging_out_everywhere_signs_the_other_device_out_on_its_next_request(d
     phone.heart("C9231328")  # its next request
 
     phone.signed_out()
+
+
+def test_a_sign_in_link_sent_by_someone_else_asks_before_uploading_anything(devices, inbox, site):
+    attacker, victim = devices("attacker").open(), devices("victim").open()
+    attacker.ask_link("attacker@example.com")  # and mails the link to the victim
+    victim.heart("C9231328")
+    victim.heart("98970014")
+
+    victim.land(inbox.link_for("attacker@example.com"), merge=False)
+
+    victim.signed_in_as("attacker@example.com")
+    assert victim.asked == ["Sign in as attacker@example.com and add this browser's 2 favourites?"]
+    attacker.ask_link("attacker@example.com")
+    attacker.land(inbox.link_for("attacker@example.com", count=2))
+    attacker.signed_in_as("attacker@example.com")
+    attacker.shows([])  # nothing of the victim's reached the attacker's account
