@@ -93,3 +93,60 @@ def test_a_sign_in_link_sent_by_someone_else_asks_before_uploading_anything(devi
     attacker.land(inbox.link_for("attacker@example.com", count=2))
     attacker.signed_in_as("attacker@example.com")
     attacker.shows([])  # nothing of the victim's reached the attacker's account
+
+
+def signed_in_pair(devices, inbox):
+    """A laptop and a phone, both signed in as the visitor, both holding A and B."""
+    laptop, phone = devices("laptop").open(), devices("phone").open()
+    laptop.heart("C9231328")
+    laptop.heart("98970014")
+    laptop.ask_link(VISITOR)
+    laptop.type_code(inbox.code_for(VISITOR))
+    laptop.signed_in_as(VISITOR)
+    phone.ask_link(VISITOR)
+    phone.land(inbox.link_for(VISITOR, count=2))
+    phone.signed_in_as(VISITOR)
+    phone.shows(["C9231328", "98970014"])
+    return laptop, phone
+
+
+def test_an_unhearted_listing_stays_gone_when_a_stale_device_syncs(devices, inbox):
+    laptop, phone = signed_in_pair(devices, inbox)
+    phone.page.context.set_offline(True)  # the phone holds its old list
+
+    laptop.heart("C9231328")  # un-heart on the laptop
+    laptop.shows(["98970014"])
+    phone.heart("98970200")  # the stale phone hearts something new, offline
+    phone.page.context.set_offline(False)
+    phone.page.evaluate("favsync.sync()")
+
+    phone.shows(["98970014", "98970200"])  # C9231328 did not come back
+    laptop.page.reload()
+    laptop.shows(["98970014", "98970200"])
+
+
+def test_an_expired_auth_token_is_renewed_silently_even_by_two_tabs_at_once(
+        devices, inbox, start_server):
+    # Auth tokens of one second: every request the page makes needs a refresh first.
+    site = start_server(FAVSYNC_DEMO="true", FAVSYNC_AUTH_TOKEN_TTL="1",
+                        FAVSYNC_MAGIC_LINK_URL="{server}/demo/verify?token={token}")
+    laptop = devices("laptop", site.url).open()
+    laptop.ask_link(VISITOR)
+    laptop.type_code(inbox.code_for(VISITOR))
+    laptop.signed_in_as(VISITOR)
+    second_tab = laptop.context.new_page()
+    second_tab.goto(site.url + "/")
+    refreshes = []
+    laptop.context.on("request", lambda r: refreshes.append(r) if r.url.endswith("/token/refresh") else None)
+
+    # Both tabs heart at once: both refresh with the same cookie at the same moment.
+    laptop.page.evaluate("favsync.toggle('C9231328')")
+    second_tab.evaluate("favsync.toggle('98970014')")
+
+    laptop.shows(["C9231328", "98970014"])
+    second_tab.wait_for_function("favsync.email() === 'visitor@example.com'")
+    laptop.heart("98970200")  # and later requests still refresh fine
+    laptop.shows(["C9231328", "98970014", "98970200"])
+    second_tab.reload()
+    second_tab.wait_for_function("favsync.list().length === 3 && favsync.email() !== null")
+    assert len(refreshes) >= 3

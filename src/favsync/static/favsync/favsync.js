@@ -197,16 +197,33 @@ export function createFavSync(options = {}) {
 
   function sync() {
     if (!read("email", null) && !authToken) return Promise.resolve(list());
-    if (!syncing) syncing = doSync().finally(() => (syncing = null));
+    if (syncing) {
+      // A change while a sync is in flight: send it once that one has answered.
+      return (syncing = syncing.then(() => sync()));
+    }
+    syncing = doSync().finally(() => (syncing = null));
     return syncing;
   }
 
   async function doSync() {
     const base = read("base", null);
-    const body = { favorites: list(), removed: read("removed", []) };
+    const sent = list();
+    const body = { favorites: sent, removed: read("removed", []) };
     if (base && base.email === read("email", null)) body.base_version = base.version;
     try {
       const answer = await request("POST", "/sync", { body, auth: true });
+      const now = list();
+      const hearted = now.filter((id) => !sent.includes(id));
+      const dropped = sent.filter((id) => !now.includes(id));
+      if (hearted.length || dropped.length) {
+        // Changed here while the answer was on its way: keep those changes on
+        // top of the answer, and send them from its version next.
+        write("base", { email: read("email", null), version: answer.version });
+        write("removed", dropped);
+        setList([...answer.favorites.filter((id) => !dropped.includes(id)), ...hearted]);
+        setTimeout(() => sync(), 0); // once this sync has finished
+        return list();
+      }
       adopt(answer);
       return answer.favorites;
     } catch (error) {
