@@ -247,6 +247,7 @@ def start_server(smtp_server, backend):
 @pytest.fixture
 def database_uri(backend, tmp_path) -> str:
     """A migrated database holding only the default brokerage."""
+    Brokerage.forget_hosts()  # PostgreSQL reuses one database, emptied between tests
     return backend.database_uri(tmp_path)
 
 

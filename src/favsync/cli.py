@@ -46,6 +46,7 @@ def brokerage_add(name: str, domain: str) -> None:
         session().commit()
     except sa.exc.IntegrityError:
         raise click.ClickException(f"a brokerage already serves {domain.lower()}") from None
+    Brokerage.forget_hosts()  # other processes see it within BROKERAGE_CACHE_SECONDS
     click.echo(_describe(brokerage))
 
 
@@ -61,6 +62,7 @@ def brokerage_rename(brokerage_id: int, name: str) -> None:
         raise click.ClickException(f"there is no brokerage {brokerage_id}; see: brokerage list")
     brokerage.name = name
     session().commit()
+    Brokerage.forget_hosts()  # other processes see it within BROKERAGE_CACHE_SECONDS
     click.echo(_describe(brokerage))
 
 

@@ -1,6 +1,7 @@
 """favsync's tables as mapped classes, with the small per-row queries and rules they own."""
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -10,6 +11,8 @@ from .database import Base, UTCDateTime, insert, session, utcnow
 from .errors import not_configured
 
 DEFAULT_BROKERAGE_ID = 1
+BROKERAGE_CACHE_SECONDS = 30
+_brokerage_cache: dict[tuple[str, str], tuple[float, sa.Row]] = {}
 MAX_CODE_ATTEMPTS = 5  # wrong typed codes before an email's pending links die
 
 
@@ -25,11 +28,25 @@ class Brokerage(Base):
 
     @classmethod
     def for_host(cls, host: str) -> sa.Row:
-        """Return (id, name) of the brokerage whose domain is `host`, else of the default one."""
+        """Return (id, name) of the brokerage whose domain is `host`, else of the default one.
+
+        Kept for BROKERAGE_CACHE_SECONDS per process: brokerages change rarely (a
+        command), and every sign-in request would otherwise pay a round trip.
+        """
+        key = (str(session().get_bind().url), host)
+        cached = _brokerage_cache.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         brokerage = session().execute(cls._of_host(host, cls.id, cls.name)).first()
         if brokerage is None:
             raise not_configured()
+        _brokerage_cache[key] = (time.monotonic() + BROKERAGE_CACHE_SECONDS, brokerage)
         return brokerage
+
+    @staticmethod
+    def forget_hosts() -> None:
+        """Drop this process's cache of brokerages by host (after a brokerage changed)."""
+        _brokerage_cache.clear()
 
     @classmethod
     def id_of_host(cls, host: str):
