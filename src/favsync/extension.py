@@ -1,6 +1,8 @@
 """FavSync, the Flask extension: wires configuration, database, limits, mail and routes."""
 from __future__ import annotations
 
+import weakref
+
 import sqlalchemy as sa
 from flask import Blueprint, Flask, request
 from flask_sqlalchemy import SQLAlchemy
@@ -27,6 +29,10 @@ api.after_request(add_cors_headers)
 def limit_body_size() -> None:
     # Per request, so favsync's limit never changes the host's MAX_CONTENT_LENGTH.
     request.max_content_length = settings().max_body_bytes
+
+
+# The databases whose sessions already tell the outbox about commits.
+_LISTENING: weakref.WeakSet = weakref.WeakSet()
 
 
 class FavSync:
@@ -80,10 +86,13 @@ class FavSync:
             mailer=Mailer.for_app(app, settings),
             celery=celery,
         )
-        # Outbox rows are handed to delivery once their transaction commits.
-        if not sa.event.contains(db.session, "after_commit", outbox.on_commit):
+        # Outbox rows are handed to delivery once their transaction commits. Once per
+        # database, remembered here: sa.event.contains() goes by id(), which a collected
+        # session can pass on to a new one, whose commits would then wake nothing.
+        if db not in _LISTENING:
             sa.event.listen(db.session, "after_commit", outbox.on_commit)
             sa.event.listen(db.session, "after_soft_rollback", outbox.on_rollback)
+            _LISTENING.add(db)
         if register_blueprint:
             app.register_blueprint(api, url_prefix=settings.url_prefix)
         app.cli.add_command(favsync_cli)
