@@ -22,7 +22,6 @@ from .mail import render_magic_link
 from .models import MAX_CODE_ATTEMPTS, Brokerage, Client, MagicLink
 from .requestlog import mask_email
 from .state import state
-from .sync import listing_ids
 from .tokens import code_digest, is_magic_secret, new_code, new_secret, sha256_hex
 
 log = logging.getLogger("favsync.auth")
@@ -195,33 +194,20 @@ def _why_unredeemable(token_digest: str, now: datetime):
 
 
 def _log_in(consumed: sa.Row, now: datetime) -> sessions.Login:
-    db = session()
     client = Client.find_or_create(consumed.brokerage_id, consumed.email)
-    db.execute(
+    session().execute(
         sa.update(MagicLink)
         .where(MagicLink.id == consumed.id)
         .values(client_id=client.id)
         .execution_options(synchronize_session=False)
     )
-    favorites = listing_ids(client.id)
-    refresh_secret = sessions.start_family(client.id, now)
-    outbox.add_event("client.verified", {
-        "client_id": client.id,
-        "brokerage_id": consumed.brokerage_id,
-        "email": consumed.email,
-        "session_id": consumed.session_id,
-        "created": bool(client.created),
-    })
-    db.commit()
-    return sessions.Login(
-        client_id=client.id,
+    return sessions.sign_in(
+        client.id,
         brokerage_id=consumed.brokerage_id,
-        email=consumed.email,
-        refresh_secret=refresh_secret,
         not_before=client.tokens_valid_after,
-        at=now,
         created=bool(client.created),
+        email=consumed.email,
+        now=now,
         session_id=consumed.session_id,
-        favorites=favorites,
         redirect=consumed.next_path,
     )

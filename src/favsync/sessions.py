@@ -8,10 +8,12 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from . import outbox
 from .database import UTCDateTime, session, utcnow
 from .errors import invalid_refresh_token, refresh_token_reused
 from .models import Client, RefreshToken
 from .state import settings
+from .sync import listing_ids
 from .tokens import encode_auth_token, new_secret, sha256_hex
 
 # Two tabs refreshing at once, or a retry after a lost answer, present a token
@@ -47,6 +49,36 @@ class Login:
             email=self.email,
             issued_at=issued_at,
         )
+
+
+def sign_in(
+    client_id: int, *, brokerage_id: int, email: str, not_before: int, now: datetime,
+    created: bool = False, session_id: str | None = None, redirect: str | None = None,
+) -> Login:
+    """Finish a link, code or message-token login in the caller's transaction, and commit:
+    open a refresh family and tell the CRM. `not_before` is the client's tokens_valid_after."""
+    favorites = listing_ids(client_id)
+    refresh_secret = start_family(client_id, now)
+    outbox.add_event("client.verified", {
+        "client_id": client_id,
+        "brokerage_id": brokerage_id,
+        "email": email,
+        "session_id": session_id,
+        "created": created,
+    })
+    session().commit()
+    return Login(
+        client_id=client_id,
+        brokerage_id=brokerage_id,
+        email=email,
+        refresh_secret=refresh_secret,
+        not_before=not_before,
+        at=now,
+        created=created,
+        session_id=session_id,
+        favorites=favorites,
+        redirect=redirect,
+    )
 
 
 def start_family(client_id: int, now: datetime) -> str:
