@@ -16,9 +16,25 @@ def favsync_prefix(app) -> str | None:
     return None
 
 
+def messages_prefix(app) -> str | None:
+    """Where the app mounted the messages API (agents, listing events), or None."""
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "favsync_messages.send_message":
+            return rule.rule.removesuffix("/messages")
+    return None
+
+
+def _ours(path: str, prefix: str, messages: str | None) -> bool:
+    if path.startswith(prefix):
+        return True
+    return messages is not None and any(
+        path.startswith(f"{messages}/{root}") for root in ("messages", "agents", "listings")
+    )
+
+
 @functools.cache
-def _templates(prefix: str, max_favorites: int) -> list[tuple[re.Pattern, str]]:
-    paths = document(prefix, max_favorites)["paths"]
+def _templates(prefix: str, max_favorites: int, messages: str | None) -> list[tuple[re.Pattern, str]]:
+    paths = document(prefix, max_favorites, messages)["paths"]
     # Literal paths before templated ones, as the router prefers them.
     ordered = sorted(paths, key=lambda p: ("{" in p, p))
     return [(re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(p)) + "$"), p) for p in ordered]
@@ -37,10 +53,12 @@ def check(app, method: str, path: str, response) -> None:
     """Raise AssertionError when `response` is not what the document promises."""
     state = app.extensions.get("favsync")
     prefix = favsync_prefix(app)
-    if state is None or prefix is None or not path.startswith(prefix) or method == "OPTIONS":
+    messages = messages_prefix(app)
+    if state is None or prefix is None or not _ours(path, prefix, messages) or method == "OPTIONS":
         return
-    doc = document(prefix, state.settings.max_favorites)
-    template = next((p for rx, p in _templates(prefix, state.settings.max_favorites) if rx.match(path)), None)
+    limit = state.settings.max_favorites
+    doc = document(prefix, limit, messages)
+    template = next((p for rx, p in _templates(prefix, limit, messages) if rx.match(path)), None)
     operation = doc["paths"][template].get(method.lower()) if template else None
     if operation is None and method == "HEAD" and template:
         operation = doc["paths"][template].get("get")
@@ -58,6 +76,9 @@ def check(app, method: str, path: str, response) -> None:
             assert name in response.headers, f"{where}: missing header {name}"
     if method == "HEAD" or "content" not in spec:
         assert not response.get_data(), f"{where}: a body where none is documented"
+        return
+    if "text/html" in spec["content"]:
+        assert response.mimetype == "text/html", f"{where}: {response.mimetype}"
         return
     assert response.mimetype == "application/json", f"{where}: {response.mimetype}"
     _check_body(doc, spec["content"]["application/json"]["schema"], response, where)

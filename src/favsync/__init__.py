@@ -10,7 +10,7 @@ from flask_migrate import Migrate
 from . import errors, health
 from .config import load_environment
 from .database import MIGRATIONS_DIRECTORY, include_name
-from .extension import FavSync, api as blueprint
+from .extension import FavSync, api as blueprint, messages_api as messages_blueprint
 from .requestlog import init_request_log
 from .signals import client_verified, favorites_changed
 from .state import EXTENSION_KEY
@@ -22,6 +22,7 @@ __all__ = [
     "create_app",
     "favorites_changed",
     "include_name",
+    "messages_blueprint",
 ]
 
 

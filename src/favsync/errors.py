@@ -47,6 +47,10 @@ def invalid_token() -> ApiError:
     return ApiError(400, "invalid_token", "This sign-in link is not valid.")
 
 
+def invalid_unsubscribe_link() -> ApiError:
+    return ApiError(400, "invalid_token", "This unsubscribe link is not valid.")
+
+
 def invalid_code() -> ApiError:
     # The same answer whether or not the email has pending links.
     return ApiError(400, "invalid_code", "That code is not right or has expired; check the email.")
@@ -65,6 +69,22 @@ def invalid_refresh_token(message: str = "The refresh token is not valid; sign i
 
 def refresh_token_reused() -> ApiError:
     return unauthorized("This session was ended; sign in again.", "refresh_token_reused")
+
+
+def invalid_api_key(message: str) -> ApiError:
+    """A 401 for brokerage servers, whose credential is the X-API-Key header."""
+    return ApiError(401, "invalid_api_key", message,
+                    headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'})
+
+
+# -- 403, 404 ---------------------------------------------------------------------
+
+def already_sent() -> ApiError:
+    return ApiError(403, "already_sent", "This message is being or was sent; it cannot be cancelled.")
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError(404, "not_found", message)
 
 
 # -- 410 ------------------------------------------------------------------------
@@ -98,6 +118,14 @@ def too_many_favorites(limit: int, count: int) -> ApiError:
 def too_many_sent(limit: int, count: int) -> ApiError:
     return ApiError(
         422, "too_many_favorites", f"A sync sends at most {limit} ids; this one sent {count}."
+    )
+
+
+def no_default_agent() -> ApiError:
+    return ApiError(
+        422, "no_default_agent",
+        "Some of the listing's favouriters have no agent and the brokerage has no default "
+        "agent to send their alerts: add one (flask favsync agent add --default).",
     )
 
 
@@ -185,11 +213,14 @@ UNROUTED = "unrouted"
 ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "TRACE"]
 
 
-def add_catch_all(bp: Blueprint) -> None:
-    """Route every other URL and method under `bp` to a JSON 404 or 405."""
-    bp.add_url_rule("", UNROUTED, _unrouted, methods=["POST", "PUT", "PATCH", "DELETE", "TRACE"])
-    bp.add_url_rule("/", UNROUTED, _unrouted, methods=ANY_METHOD)
-    bp.add_url_rule("/<path:_path>", UNROUTED, _unrouted, methods=ANY_METHOD)
+def add_catch_all(bp: Blueprint, roots: tuple[str, ...] = ()) -> None:
+    """Route every other URL and method under `bp` to a JSON 404 or 405; given `roots`,
+    only the URLs below those paths (the blueprint shares its prefix with a host)."""
+    if not roots:
+        bp.add_url_rule("", UNROUTED, _unrouted, methods=["POST", "PUT", "PATCH", "DELETE", "TRACE"])
+        bp.add_url_rule("/", UNROUTED, _unrouted, methods=ANY_METHOD)
+    for root in roots or ("",):
+        bp.add_url_rule(f"{root}/<path:_path>", UNROUTED, _unrouted, methods=ANY_METHOD)
 
 
 def _unrouted(_path: str = ""):

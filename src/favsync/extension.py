@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Flask, request
 from flask_sqlalchemy import SQLAlchemy
 
-from . import auth, errors, favorites, openapi, outbox, worker
+from . import auth, errors, favorites, messages, openapi, outbox, worker
 from .cli import favsync_cli
 from .config import Settings
 from .cors import add_cors_headers
@@ -20,12 +20,19 @@ api = Blueprint("favsync", __name__, template_folder="templates")
 api.register_blueprint(auth.bp)
 api.register_blueprint(favorites.bp)
 api.register_blueprint(openapi.bp)
+api.register_blueprint(messages.preferences)
 errors.register(api)
 errors.add_catch_all(api)
 api.after_request(add_cors_headers)
+# Agent messages, agents and listing events: their own prefix (FAVSYNC_MESSAGES_URL_PREFIX).
+messages_api = messages.bp
+errors.register(messages_api)
+errors.add_catch_all(messages_api, roots=("/messages", "/agents", "/listings"))
+messages_api.after_request(add_cors_headers)
 
 
 @api.before_request
+@messages_api.before_request
 def limit_body_size() -> None:
     # Per request, so favsync's limit never changes the host's MAX_CONTENT_LENGTH.
     request.max_content_length = settings().max_body_bytes
@@ -63,7 +70,8 @@ class FavSync:
 
         With a host's Celery app (or FAVSYNC_CELERY_BROKER_URL), emails and webhooks
         are delivered by Celery workers; without, by the web process after each
-        response. With register_blueprint=False the host mounts `favsync.blueprint`.
+        response. With register_blueprint=False the host mounts `favsync.blueprint`
+        (and, for agent messages, `favsync.messages_blueprint`).
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("favsync is already initialised on this app; call init_app once")
@@ -95,4 +103,5 @@ class FavSync:
             _LISTENING.add(db)
         if register_blueprint:
             app.register_blueprint(api, url_prefix=settings.url_prefix)
+            app.register_blueprint(messages_api, url_prefix=settings.messages_url_prefix)
         app.cli.add_command(favsync_cli)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import url_for
 
-from . import outbox, sessions
+from . import messaging, outbox, sessions
 from .database import serialize, session, utcnow
 from .errors import (
     invalid_code,
@@ -22,7 +22,14 @@ from .mail import render_magic_link
 from .models import MAX_CODE_ATTEMPTS, Brokerage, Client, MagicLink
 from .requestlog import mask_email
 from .state import state
-from .tokens import code_digest, is_magic_secret, new_code, new_secret, sha256_hex
+from .tokens import (
+    code_digest,
+    is_magic_secret,
+    is_message_token,
+    new_code,
+    new_secret,
+    sha256_hex,
+)
 
 log = logging.getLogger("favsync.auth")
 
@@ -106,6 +113,22 @@ def check_secret(secret: str) -> None:
     """Raise invalid_token unless `secret` has the shape of an emailed secret."""
     if not is_magic_secret(secret):
         raise invalid_token()
+
+
+def check_any(token: str) -> None:
+    """Raise invalid_token unless `token` looks like a magic-link secret or a message token."""
+    if not is_message_token(token):
+        check_secret(token)
+
+
+def redeem_any(
+    token: str, *, host: str, ip: str, session_id: str | None = None
+) -> sessions.Login:
+    """Log in with what an emailed link carried: a magic-link secret, or a message token
+    (a UUID, from an agent's message or an alert) used on `host` from `ip`."""
+    if is_message_token(token):
+        return messaging.redeem_message_token(token, host=host, ip=ip, session_id=session_id)
+    return redeem_link(token)
 
 
 def redeem_link(secret: str) -> sessions.Login:
