@@ -22,7 +22,8 @@ from favsync import create_app
 from favsync.database import MIGRATIONS_DIRECTORY as MIGRATIONS
 
 ROOT = Path(__file__).resolve().parents[1]
-TABLES = ("favsync_outbox", "favsync_favorites", "favsync_magic_links", "favsync_clients", "favsync_brokerages")
+TABLES = ("favsync_listing_events", "favsync_messages", "favsync_api_keys", "favsync_agents",
+          "favsync_outbox", "favsync_favorites", "favsync_magic_links", "favsync_clients", "favsync_brokerages")
 
 
 def migrate(database_uri: str, config: dict) -> None:

@@ -27,7 +27,8 @@ from favsync import create_app
 from favsync.config import ConfigError, load_environment  # noqa: F401  (tests import them here)
 from favsync.database import Base, session as db_session  # noqa: F401
 from favsync.models import (  # noqa: F401
-    MAX_CODE_ATTEMPTS, Brokerage, Client, Favorite, MagicLink, RefreshToken,
+    MAX_CODE_ATTEMPTS, Agent, ApiKey, Brokerage, Client, Favorite, ListingEvent, MagicLink,
+    Message, OutboxMessage, RefreshToken,
 )
 from favsync.sessions import start_family
 from favsync.tokens import CODE_ALPHABET, CODE_LENGTH, encode_auth_token  # noqa: F401
@@ -377,9 +378,32 @@ def count(app, model) -> int:
         return db_session().scalar(sa.select(sa.func.count()).select_from(model))
 
 
+@contextlib.contextmanager
+def count_statements(app):
+    """The SQL statements `app` sends while the block runs."""
+    statements = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa.event.listen(engine(app), "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine(app), "before_cursor_execute", record)
+
+
 def stored_links(app) -> list[MagicLink]:
     """Every magic link in the database, oldest first."""
     return rows(app, sa.select(MagicLink).order_by(MagicLink.id))
+
+
+def api_key_for(app, brokerage_id: int = 1, label: str | None = None) -> str:
+    """A new API key of the brokerage, as `flask favsync api-key create` makes one."""
+    from favsync import apikeys
+
+    with app.app_context():
+        return apikeys.create(brokerage_id, label)
 
 
 def auth_token_for(app, address: str, brokerage_id: int = 1) -> str:
@@ -391,6 +415,59 @@ def auth_token_for(app, address: str, brokerage_id: int = 1) -> str:
             settings(app), client_id=client.id, brokerage_id=brokerage_id, email=address,
             issued_at=int(time.time()), session=family,
         )
+
+
+# --- brokerage servers (agent messages, seed 001) --------------------------
+
+MESSAGES_API = "/api/v1"
+MESSAGE_TOKEN = re.compile(r"token=([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+
+
+def message_tokens_in(message) -> list[str]:
+    """The message tokens in the links of an email, in order."""
+    return MESSAGE_TOKEN.findall(Inbox.text_of(message))
+
+
+class Server:
+    """A brokerage's server calling the messages API with its API key."""
+
+    def __init__(self, client, key: str, prefix: str = MESSAGES_API) -> None:
+        self._client = client
+        self.key = key
+        self._prefix = prefix
+
+    def call(self, method: str, path: str, *, headers=None, **kwargs):
+        headers = {"X-API-Key": self.key, **(headers or {})}
+        return self._client.open(f"{self._prefix}{path}", method=method, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs):
+        return self.call("GET", path, **kwargs)
+
+    def post(self, path: str, json=None, **kwargs):
+        return self.call("POST", path, json=json, **kwargs)
+
+    def delete(self, path: str, **kwargs):
+        return self.call("DELETE", path, **kwargs)
+
+    def add_agent(self, name: str = "Jane Doe", email: str = "jane@homes.example") -> int:
+        response = self.post("/agents", {"name": name, "email": email})
+        assert response.status_code == 201, response.json
+        return response.json["agentId"]
+
+    def send(self, agent_id: int, *, to: str | int = VISITOR, **content):
+        """POST a message from `agent_id` to a client (an id) or an email address."""
+        recipient = {"clientId": to} if isinstance(to, int) else {"email": to}
+        body = {"sender": "agent", "agentId": agent_id, **recipient,
+                "content": {"message": "Here's a listing you might like.", **content}}
+        return self.post("/messages", body)
+
+    def lookup(self, token: str):
+        return self.get("/messages", query_string={"token": token})
+
+
+@pytest.fixture
+def server(app, client) -> Server:
+    return Server(client, api_key_for(app))
 
 
 # --- logging in ----------------------------------------------------------

@@ -26,9 +26,23 @@ def seed_login_prefix(app) -> str | None:
     return _prefix(app, "favsync_auth.verify_magic_link_code", "/magic-link/verify")
 
 
+def messages_prefix(app) -> str | None:
+    """Where the app mounted the messages API (agents, listing events), or None."""
+    return _prefix(app, "favsync_messages.send_message", "/messages")
+
+
+def _ours(path: str, prefix: str, auth_prefix: str | None, messages: str | None) -> bool:
+    if path.startswith(prefix) or (auth_prefix is not None and path.startswith(auth_prefix)):
+        return True
+    return messages is not None and any(
+        path.startswith(f"{messages}/{root}") for root in ("messages", "agents", "listings")
+    )
+
+
 @functools.cache
-def _templates(prefix: str, auth_prefix: str | None, max_favorites: int) -> list[tuple[re.Pattern, str]]:
-    paths = document(prefix, auth_prefix, max_favorites)["paths"]
+def _templates(prefix: str, auth_prefix: str | None, messages: str | None,
+               max_favorites: int) -> list[tuple[re.Pattern, str]]:
+    paths = document(prefix, auth_prefix, messages, max_favorites)["paths"]
     # Literal paths before templated ones, as the router prefers them.
     ordered = sorted(paths, key=lambda p: ("{" in p, p))
     return [(re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(p)) + "$"), p) for p in ordered]
@@ -55,20 +69,21 @@ def served_by_favsync(app, request) -> bool:
 def check(app, method: str, path: str, response) -> None:
     """Raise AssertionError when `response` is not what the document promises."""
     state = app.extensions.get("favsync")
-    prefix, auth_prefix = favsync_prefix(app), seed_login_prefix(app)
+    prefix, auth_prefix, messages = favsync_prefix(app), seed_login_prefix(app), messages_prefix(app)
     if state is None or prefix is None or method == "OPTIONS":
         return
-    ours = path.startswith(prefix)
-    if not ours and not (auth_prefix is not None and path.startswith(auth_prefix)):
+    if not _ours(path, prefix, auth_prefix, messages):
         return
-    doc = document(prefix, auth_prefix, state.settings.max_favorites)
-    templates = _templates(prefix, auth_prefix, state.settings.max_favorites)
+    in_seed_login = auth_prefix is not None and path.startswith(auth_prefix) and not path.startswith(prefix)
+    limit = state.settings.max_favorites
+    doc = document(prefix, auth_prefix, messages, limit)
+    templates = _templates(prefix, auth_prefix, messages, limit)
     template = next((p for rx, p in templates if rx.match(path)), None)
     operation = doc["paths"][template].get(method.lower()) if template else None
     if operation is None and method == "HEAD" and template:
         operation = doc["paths"][template].get("get")
     where = f"{method} {path} -> {response.status_code}"
-    if operation is None and not ours:
+    if operation is None and in_seed_login:
         return  # the rest of seed 002's prefix may be the host's
     if operation is None:
         assert response.status_code in (404, 405), f"{where}: undocumented"

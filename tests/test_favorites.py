@@ -1,5 +1,4 @@
 """A visitor's favourites: list, sync (a union merge), delete, the limit, and who may touch them."""
-import contextlib
 import time
 
 import jwt
@@ -8,7 +7,9 @@ import sqlalchemy as sa
 
 from favsync import favorites_changed
 
-from conftest import API, VISITOR, Auth, Client, Favorite, MagicLink, bearer, database, engine, rows
+from conftest import (
+    API, VISITOR, Auth, Client, Favorite, MagicLink, bearer, count_statements, database, rows,
+)
 
 SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 
@@ -174,20 +175,6 @@ def test_the_default_limit_is_500(client, headers, app):
     assert len(sync(client, headers, ids).json["favorites"]) == 500
     assert sync(client, headers, ["one-more"]).status_code == 422
     assert len(stored(app)) == 500
-
-
-@contextlib.contextmanager
-def count_statements(app):
-    statements = []
-
-    def record(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    sa.event.listen(engine(app), "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(engine(app), "before_cursor_execute", record)
 
 
 def test_sync_uses_the_same_number_of_statements_for_10_and_500_ids(client, headers, app):

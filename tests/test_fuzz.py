@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 
 from favsync import create_app
 
-from conftest import MIGRATIONS, auth_token_for
+from conftest import MIGRATIONS, api_key_for, auth_token_for
 
 pytestmark = pytest.mark.fuzz
 
@@ -47,10 +47,10 @@ def _fuzzed_app():
     })
     with app.app_context():
         flask_migrate.upgrade(directory=MIGRATIONS)
-    return app, auth_token_for(app, "fuzz@example.com")
+    return app, auth_token_for(app, "fuzz@example.com"), api_key_for(app)
 
 
-APP, TOKEN = _fuzzed_app()
+APP, TOKEN, API_KEY = _fuzzed_app()
 schema = schemathesis.openapi.from_wsgi("/api/v1/favorites/openapi.json", APP)
 
 
@@ -63,4 +63,6 @@ schema = schemathesis.openapi.from_wsgi("/api/v1/favorites/openapi.json", APP)
     database=None,
 )
 def test_the_api_keeps_its_contract(case):
-    case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, checks=CHECKS)
+    case.call_and_validate(
+        headers={"Authorization": f"Bearer {TOKEN}", "X-API-Key": API_KEY}, checks=CHECKS
+    )

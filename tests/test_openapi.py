@@ -1,4 +1,6 @@
 """The served OpenAPI document: valid 3.1, true to this deployment, and enforced on responses."""
+import re
+
 import pytest
 from openapi_spec_validator import validate
 
@@ -16,24 +18,29 @@ def test_the_document_is_served_and_valid_openapi_3_1(client):
     assert set(doc["paths"]) == {
         f"{API}/magic-link", f"{API}/verify/{{token}}", f"{API}/verify", f"{API}/verify-code",
         f"{API}/token/refresh", f"{API}/logout", API, f"{API}/sync", f"{API}/{{listing_id}}",
-        f"{API}/openapi.json", f"{API}/client.js", "/api/auth/magic-link/verify",
+        f"{API}/openapi.json", f"{API}/client.js", "/api/auth/magic-link/verify", f"{API}/preferences",
+        "/api/v1/messages", "/api/v1/messages/{messageId}", "/api/v1/messages/unsubscribe/{signed}",
+        "/api/v1/agents", "/api/v1/listings/{listing_id}/events",
     }
 
 
 def test_the_document_follows_the_apps_settings(make_app):
-    app = make_app(FAVSYNC_URL_PREFIX="/saved", FAVSYNC_MAX_FAVORITES=50)
+    app = make_app(FAVSYNC_URL_PREFIX="/saved", FAVSYNC_MAX_FAVORITES=50,
+                   FAVSYNC_MESSAGES_URL_PREFIX="/crm")
     doc = app.test_client().get("/saved/openapi.json").json
 
     assert "/saved/sync" in doc["paths"]
+    assert "/crm/messages" in doc["paths"]
     assert doc["components"]["schemas"]["SyncRequest"]["properties"]["favorites"]["maxItems"] == 50
 
 
 def test_every_route_of_favsync_is_documented(app):
     doc = app.test_client().get(f"{API}/openapi.json").json
     routes = {
-        (rule.rule.replace("<token>", "{token}").replace("<listing_id>", "{listing_id}"), method)
+        (re.sub(r"<([^>]+)>", r"{\1}", rule.rule).replace("{message_id}", "{messageId}"), method)
         for rule in app.url_map.iter_rules()
-        if rule.endpoint.startswith(("favsync.", "favsync_auth.")) and not rule.endpoint.endswith("unrouted")
+        if rule.endpoint.startswith(("favsync.", "favsync_auth.", "favsync_messages."))
+        and not rule.endpoint.endswith("unrouted")
         for method in rule.methods - {"OPTIONS"}
     }
     in_doc = {

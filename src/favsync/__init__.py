@@ -11,7 +11,7 @@ from . import errors, frontend
 from .auth import CurrentClient, current_client, seed_bp as auth_blueprint
 from .config import load_environment
 from .database import MIGRATIONS_DIRECTORY, include_name
-from .extension import FavSync, api as blueprint
+from .extension import FavSync, api as blueprint, messages_api as messages_blueprint
 from .hooks import Profile
 from .signals import client_verified, favorites_changed
 from .state import EXTENSION_KEY
@@ -29,6 +29,7 @@ __all__ = [
     "favorites_changed",
     "favorites_of",
     "include_name",
+    "messages_blueprint",
 ]
 
 

@@ -182,3 +182,80 @@ def db_downgrade(revision: str) -> None:
 def db_current() -> None:
     """Show favsync's current migration."""
     command.current(_alembic())
+
+
+# -- agent messages: API keys and agents --------------------------------------------
+
+def _brokerage_id(id_or_name: str) -> int:
+    from .models import Brokerage
+
+    found = Brokerage.find(id_or_name)
+    if not found:
+        raise click.BadParameter(f"no brokerage has the id or name {id_or_name!r}", param_hint="--brokerage")
+    if len(found) > 1:
+        raise click.BadParameter(f"several brokerages are named {id_or_name!r}; give its id",
+                                 param_hint="--brokerage")
+    return found[0].id
+
+
+@favsync_cli.group("api-key")
+def api_key_cli() -> None:
+    """Keys that brokerage servers send (X-API-Key) to the messages API."""
+
+
+@api_key_cli.command("create")
+@click.option("--brokerage", required=True, help="The brokerage's id or name.")
+@click.option("--label", help="What the key is for, shown by `api-key list`.")
+def api_key_create(brokerage: str, label: str | None) -> None:
+    """Print a new API key for a brokerage (shown this once; only its digest is kept)."""
+    from . import apikeys
+
+    click.echo(apikeys.create(_brokerage_id(brokerage), label))
+
+
+@api_key_cli.command("list")
+def api_key_list() -> None:
+    """List the API keys (never the keys themselves)."""
+    from . import apikeys
+
+    for key in apikeys.listed():
+        state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "live"
+        click.echo(f"{key.id}\t{key.brokerage}\t{key.label or '-'}\t"
+                   f"created {key.created_at:%Y-%m-%d %H:%M}\t{state}")
+
+
+@api_key_cli.command("revoke")
+@click.argument("key_id", type=int)
+def api_key_revoke(key_id: int) -> None:
+    """Revoke the API key KEY_ID (as `api-key list` numbers them): it stops working at once."""
+    from . import apikeys
+
+    if not apikeys.revoke(key_id):
+        raise click.ClickException(f"there is no live API key {key_id}")
+    click.echo(f"revoked API key {key_id}")
+
+
+@favsync_cli.group("agent")
+def agent_cli() -> None:
+    """A brokerage's agents, who send messages and alerts."""
+
+
+@agent_cli.command("add")
+@click.option("--brokerage", required=True, help="The brokerage's id or name.")
+@click.option("--name", required=True, help="Signs the agent's messages.")
+@click.option("--email", required=True, help="Where clients' replies go.")
+@click.option("--default", "default", is_flag=True,
+              help="Send alerts to clients without an agent (replaces the previous default).")
+def agent_add(brokerage: str, name: str, email: str, default: bool) -> None:
+    """Add an agent to a brokerage and print its id."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from . import agents
+    from .schemas import AgentName, Email
+
+    try:
+        name = TypeAdapter(AgentName).validate_python(name)
+        email = TypeAdapter(Email).validate_python(email)
+    except ValidationError as exc:
+        raise click.BadParameter(exc.errors()[0]["msg"]) from None
+    click.echo(agents.add(_brokerage_id(brokerage), name, email, default=default))

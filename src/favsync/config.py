@@ -80,6 +80,11 @@ def _link_template(url: str) -> None:
         raise ValueError("must contain '{token}'")
 
 
+def _listing_template(url: str) -> None:
+    if "{listing_id}" not in url:
+        raise ValueError("must contain '{listing_id}'")
+
+
 def _rate_limit(rate: str) -> None:
     try:
         parse_rates(rate)
@@ -216,6 +221,14 @@ class Settings:
     sweep_interval: int = setting(30, _positive)  # seconds between sweeps (--loop, beat)
     webhook_url: str | None = setting(None, _http_url)
     webhook_secret: str | None = setting(None, _webhook_secret, secret=True)
+    # Agent messages and listing alerts (seed 001), mounted at <prefix>/messages, /agents, /listings.
+    messages_url_prefix: str = setting("/api/v1", _url_path)
+    # Seconds a message token signs its client in after the email was sent; 0: never.
+    message_token_ttl: int = setting(14 * DAY, _not_negative)
+    listing_url: str | None = setting(None, _listing_template)  # None: listings are not links
+    # None: this service's own unsubscribe URL, from the request that sent the alert.
+    unsubscribe_url: str | None = setting(None, _link_template)
+    ratelimit_message_token_failures_per_ip: str = setting("20 per hour", _rate_limit)
 
     @classmethod
     def from_app(cls, app) -> Settings:

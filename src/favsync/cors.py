@@ -3,7 +3,7 @@ from flask import Response, request
 
 from .state import settings
 
-ALLOWED_METHODS = "GET, POST, DELETE"
+ALLOWED_METHODS = "GET, POST, PUT, DELETE"
 ALLOWED_HEADERS = "Authorization, Content-Type, If-None-Match, X-Session-ID, X-Request-ID"
 EXPOSED_HEADERS = "ETag, Retry-After, WWW-Authenticate, X-Request-ID"
 

@@ -50,6 +50,10 @@ def invalid_token() -> ApiError:
     return ApiError(400, "invalid_token", "This sign-in link is not valid.")
 
 
+def invalid_unsubscribe_link() -> ApiError:
+    return ApiError(400, "invalid_token", "This unsubscribe link is not valid.")
+
+
 def invalid_code() -> ApiError:
     # The same answer whether or not the email has pending links.
     return ApiError(400, "invalid_code", "That code is not right or has expired; check the email.")
@@ -76,7 +80,17 @@ def refresh_token_reused() -> ApiError:
     return unauthorized("This session was ended; sign in again.", "refresh_token_reused")
 
 
+def invalid_api_key(message: str) -> ApiError:
+    """A 401 for brokerage servers, whose credential is the X-API-Key header."""
+    return ApiError(401, "invalid_api_key", message,
+                    headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'})
+
+
 # -- 403 ------------------------------------------------------------------------
+
+def already_sent() -> ApiError:
+    return ApiError(403, "already_sent", "This message is being or was sent; it cannot be cancelled.")
+
 
 def json_required() -> ApiError:
     # A page of any site can send a form or text/plain POST without a preflight;
@@ -92,6 +106,12 @@ def origin_not_allowed(origin: str) -> ApiError:
         403, "origin_not_allowed",
         f"Requests from {origin!r} may not use the refresh cookie (see FAVSYNC_CORS_ORIGINS).",
     )
+
+
+# -- 404 ------------------------------------------------------------------------
+
+def not_found(message: str) -> ApiError:
+    return ApiError(404, "not_found", message)
 
 
 # -- 410 ------------------------------------------------------------------------
@@ -140,6 +160,14 @@ def too_many_favorites(limit: int, count: int) -> ApiError:
 def too_many_sent(limit: int, count: int) -> ApiError:
     return ApiError(
         422, "too_many_favorites", f"A sync sends at most {limit} ids; this one sent {count}."
+    )
+
+
+def no_default_agent() -> ApiError:
+    return ApiError(
+        422, "no_default_agent",
+        "Some of the listing's favouriters have no agent and the brokerage has no default "
+        "agent to send their alerts: add one (flask favsync agent add --default).",
     )
 
 
@@ -235,13 +263,21 @@ ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "TRACE"]
 ALLOW_ORDER = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "TRACE"]
 
 
-def add_catch_all(bp: Blueprint) -> None:
-    """Route every other URL and method under `bp` to a JSON 404 or 405; answer OPTIONS."""
-    bp.record(_add_catch_all)
+def add_catch_all(bp: Blueprint, roots: tuple[str, ...] = ()) -> None:
+    """Route every other URL and method under `bp` to a JSON 404 or 405; answer OPTIONS.
+
+    Given `roots`, only the URLs below those paths (the blueprint shares its prefix
+    with a host's pages).
+    """
+    bp.record(lambda state: _add_catch_all(state, roots))
     bp.before_request(_answer_options)
 
 
-def _add_catch_all(state: BlueprintSetupState) -> None:
+def _add_catch_all(state: BlueprintSetupState, roots: tuple[str, ...]) -> None:
+    if roots:
+        for root in roots:
+            state.add_url_rule(f"{root}/<path:_path>", UNROUTED, _unrouted, methods=ANY_METHOD)
+        return
     root = mount_root(state)
     # GET on the root is the favourites list.
     state.add_url_rule(root, UNROUTED, _unrouted, methods=[m for m in ANY_METHOD if m != "GET"])

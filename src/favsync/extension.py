@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from . import auth, errors, favorites, frontend, guards, health, openapi, outbox, worker
+from . import auth, errors, favorites, frontend, guards, health, messages, openapi, outbox, worker
 from .cli import favsync_cli
 from .config import Settings
 from .database import own_database
@@ -19,6 +19,7 @@ api.register_blueprint(auth.bp)
 api.register_blueprint(favorites.bp)
 api.register_blueprint(openapi.bp)
 api.register_blueprint(frontend.client)
+api.register_blueprint(messages.preferences)
 errors.register(api)
 errors.add_catch_all(api)
 guards.protect(api)
@@ -26,6 +27,12 @@ guards.protect(api)
 # catch-all (the rest of that prefix may be the host's).
 errors.register(auth.seed_bp, render=errors.detail_response)
 guards.protect(auth.seed_bp)
+# Agent messages, agents and listing events: their own prefix (FAVSYNC_MESSAGES_URL_PREFIX),
+# which they may share with a host's pages: the catch-all covers only their own roots.
+messages_api = messages.bp
+errors.register(messages_api)
+errors.add_catch_all(messages_api, roots=("/messages", "/agents", "/listings"))
+guards.protect(messages_api)
 
 
 class FavSync:
@@ -60,9 +67,10 @@ class FavSync:
         With a host's Celery app (or FAVSYNC_CELERY_BROKER_URL), emails and webhooks
         are delivered by Celery workers; without, by the web process after each
         response. With register_blueprint=False the host mounts `favsync.blueprint`
-        (and `favsync.auth_blueprint`, seed 002's login) itself. With
-        operations=True the app also gets what the standalone service has:
-        /healthz and /readyz, and an X-Request-ID and a log line for every request.
+        (and `favsync.auth_blueprint`, seed 002's login, and `favsync.messages_blueprint`,
+        agent messages) itself. With operations=True the app also gets what the
+        standalone service has: /healthz and /readyz, and an X-Request-ID and a log
+        line for every request.
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("favsync is already initialised on this app; call init_app once")
@@ -93,6 +101,7 @@ class FavSync:
             app.register_blueprint(api, url_prefix=settings.url_prefix)
             if settings.serves_seed_login:
                 app.register_blueprint(auth.seed_bp, url_prefix=settings.auth_url_prefix)
+            app.register_blueprint(messages_api, url_prefix=settings.messages_url_prefix)
         if operations:
             app.register_blueprint(health.bp)
             app.after_request(guards.add_security_headers)  # the health probes' answers too

@@ -52,6 +52,8 @@ class RequestLimits:
         self.magic_link_per_ip = parse_many(settings.ratelimit_magic_link_per_ip)
         self.verify_code_per_ip = parse_many(settings.ratelimit_verify_code_per_ip)
         self.emails_global = parse_many(settings.ratelimit_emails_global)
+        self.message_token_failures_per_ip = parse_many(
+            settings.ratelimit_message_token_failures_per_ip)
 
     def hit_magic_link(self, email: str, ip: str | None) -> None:
         """Count one magic-link request; raise 429 when the mailbox or the IP is over its rate."""
@@ -69,26 +71,35 @@ class RequestLimits:
         """Count one email against the global cap that protects the mail quota."""
         self._hit(self.emails_global, "emails", "all")
 
+    def check_message_token_failures(self, ip: str) -> None:
+        """Raise 429 while `ip` has used up its failed message-token sign-ins."""
+        self._hit(self.message_token_failures_per_ip, "message-token-ip", ip, only_check=True)
+
+    def hit_message_token_failure(self, ip: str) -> None:
+        """Count one failed message-token sign-in from `ip`; raise 429 over its rate."""
+        self._hit(self.message_token_failures_per_ip, "message-token-ip", ip)
+
     def storage_reachable(self) -> bool:
         try:
             return bool(self.limiter.storage.check())
         except Exception:
             return False
 
-    def _hit(self, items: list, scope: str, key: str) -> None:
+    def _hit(self, items: list, scope: str, key: str, *, only_check: bool = False) -> None:
         for item in items:  # e.g. 10 per hour, then 20 per day
-            self._hit_one(item, scope, key)
+            self._hit_one(item, scope, key, only_check=only_check)
 
-    def _hit_one(self, item, scope: str, key: str) -> None:
+    def _hit_one(self, item, scope: str, key: str, *, only_check: bool) -> None:
+        """Count a hit (or, only_check, count nothing) and raise 429 when over the rate."""
         identifiers = (self.key_prefix, scope, key)
         strategy = self.limiter.limiter
         try:
-            allowed = strategy.hit(item, *identifiers)
+            allowed = (strategy.test if only_check else strategy.hit)(item, *identifiers)
         except Exception as exc:  # the storage's own errors (redis, memcached, ...)
             log.warning("rate-limit storage unavailable (%s); limiting per process",
                         exc.__class__.__name__)
             strategy = self._fallback
-            allowed = strategy.hit(item, *identifiers)
+            allowed = (strategy.test if only_check else strategy.hit)(item, *identifiers)
         if allowed:
             return
         reset_at = strategy.get_window_stats(item, *identifiers).reset_time

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app, url_for
 
-from . import outbox, sessions
+from . import messaging, outbox, sessions
 from .database import serialize, session, utcnow
 from .errors import (
     code_used,
@@ -23,8 +23,14 @@ from .mail import render_magic_link
 from .models import MAX_CODE_ATTEMPTS, Brokerage, Client, MagicLink
 from .requestlog import mask_email
 from .state import state
-from .sync import current, forget_session
-from .tokens import code_digest, is_magic_secret, new_code, new_secret, sha256_hex
+from .tokens import (
+    code_digest,
+    is_magic_secret,
+    is_message_token,
+    new_code,
+    new_secret,
+    sha256_hex,
+)
 
 log = logging.getLogger("favsync.auth")
 
@@ -112,6 +118,22 @@ def check_secret(secret: str) -> None:
         raise invalid_token()
 
 
+def check_any(token: str) -> None:
+    """Raise invalid_token unless `token` looks like a magic-link secret or a message token."""
+    if not is_message_token(token):
+        check_secret(token)
+
+
+def redeem_any(
+    token: str, *, host: str, ip: str, session_id: str | None = None
+) -> sessions.Login:
+    """Log in with what an emailed link carried: a magic-link secret, or a message token
+    (a UUID, from an agent's message or an alert) used on `host` from `ip`."""
+    if is_message_token(token):
+        return messaging.redeem_message_token(token, host=host, ip=ip, session_id=session_id)
+    return redeem_link(token, session_id=session_id)
+
+
 def redeem_link(secret: str, *, session_id: str | None = None) -> sessions.Login:
     """Consume a magic link exactly once and log its client in, creating the client if new."""
     check_secret(secret)
@@ -124,15 +146,6 @@ def redeem_link(secret: str, *, session_id: str | None = None) -> sessions.Login
         session().rollback()
         raise _why_unredeemable(token_digest, now)
     return _log_in(consumed, now, session_id)
-
-
-def redeem_login_code(code: str, *, session_id: str | None = None) -> sessions.Login:
-    """Log in with seed 002's `code`: the secret of an emailed link.
-
-    The seam for message tokens (the messages issue): a code of their shape is
-    redeemed by them here, everything else as a magic link.
-    """
-    return redeem_link(code, session_id=session_id)
 
 
 def redeem_code(email: str, code: str, *, session_id: str | None = None) -> sessions.Login:
@@ -225,40 +238,22 @@ def _why_unredeemable(token_digest: str, now: datetime):
 
 def _log_in(consumed: sa.Row, now: datetime, requester: str | None) -> sessions.Login:
     """Log the link's client in; `requester` is the X-Session-ID of the browser verifying."""
-    db = session()
     client = Client.find_or_create(consumed.brokerage_id, consumed.email)
-    db.execute(
+    session().execute(
         sa.update(MagicLink)
         .where(MagicLink.id == consumed.id)
         .values(client_id=client.id)
         .execution_options(synchronize_session=False)
     )
-    listing = current(client.id)
-    if consumed.session_id is not None:
-        forget_session(client.id, consumed.session_id)
-    refresh = sessions.start_family(client.id, now)
-    outbox.add_event("client.verified", {
-        "client_id": client.id,
-        "brokerage_id": consumed.brokerage_id,
-        "email": consumed.email,
-        "session_id": consumed.session_id,
-        "created": bool(client.created),
-    })
-    db.commit()
-    return sessions.Login(
-        client_id=client.id,
+    return sessions.sign_in(
+        client.id,
         brokerage_id=consumed.brokerage_id,
-        email=consumed.email,
-        family=refresh.family,
-        refresh_secret=refresh.secret,
-        refresh_expires_at=refresh.expires_at,
         not_before=client.tokens_valid_after,
-        at=now,
         created=bool(client.created),
+        email=consumed.email,
+        now=now,
         session_id=consumed.session_id,
         # Login CSRF: a link asked for in another browser may be someone else's account.
         same_browser=consumed.session_id is not None and consumed.session_id == requester,
-        favorites=listing.favorites,
-        favorites_version=listing.version,
         redirect=consumed.next_path,
     )

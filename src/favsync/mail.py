@@ -6,6 +6,8 @@ import smtplib
 import ssl
 from dataclasses import dataclass, field
 
+from email.utils import formataddr
+
 from flask import Flask, current_app, render_template
 from flask_mail import Connection, Mail, Message
 
@@ -42,6 +44,40 @@ def render_magic_link(*, to: str, brokerage: str, url: str, code: str, minutes: 
         text=render_template("favsync/email/magic_link.txt", **context),
         html=render_template("favsync/email/magic_link.html", **context),
     )
+
+
+def render_message(
+    *, to: str, subject: str, message: str, links: list[str], listings: list[tuple[str, str | None]],
+    pictures: list[str], agent: tuple[str, str], brokerage: str, unsubscribe_url: str | None = None,
+) -> Email:
+    """An agent's message (or a listing alert): replies go to the agent, `agent` = (name, email).
+
+    `listings` are (listing id, its link or None). With `unsubscribe_url` (alerts), the
+    email carries RFC 8058 one-click unsubscribe headers.
+    """
+    context = {
+        "message": message, "links": links, "pictures": pictures, "agent": agent[0],
+        "brokerage": brokerage, "unsubscribe_url": unsubscribe_url,
+        "listings": [{"id": listing_id, "url": url} for listing_id, url in listings],
+    }
+    headers = {"Reply-To": formataddr(agent)}
+    if unsubscribe_url is not None:
+        headers["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return Email(
+        to=to,
+        subject=subject,
+        text=render_template("favsync/email/message.txt", **context),
+        html=render_template("favsync/email/message.html", **context),
+        headers=headers,
+    )
+
+
+def render_alert(kind: str, **context) -> tuple[str, str]:
+    """The subject and text of a listing alert, from favsync/alerts/<kind>.txt (a host may override it)."""
+    template = current_app.jinja_env.get_template(f"favsync/alerts/{kind}.txt")
+    module = template.make_module(context)
+    return str(module.subject).strip(), str(module).strip()
 
 
 class TimeoutConnection(Connection):

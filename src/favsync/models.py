@@ -27,6 +27,13 @@ class Brokerage(Base):
     )
 
     @classmethod
+    def find(cls, id_or_name: str) -> list[sa.Row]:
+        """Return (id, name) of the brokerage with this id, else of those with this name."""
+        digits = id_or_name.isascii() and id_or_name.isdigit()
+        match = cls.id == int(id_or_name) if digits else cls.name == id_or_name
+        return session().execute(sa.select(cls.id, cls.name).where(match).order_by(cls.id)).all()
+
+    @classmethod
     def for_host(cls, host: str) -> sa.Row:
         """Return (id, name) of the brokerage whose domain is `host`, else of the default one.
 
@@ -79,6 +86,11 @@ class Client(Base):
     # The newest favourites version whose tombstones were purged: a device's base
     # version older than this can no longer be merged three ways.
     favorites_horizon: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The agent who sent the client its first message; alerts come from them. (No
+    # foreign key: SQLite could add one to this table only by rebuilding it, which
+    # would cascade to every favourite; agents are never deleted.)
+    agent_id: Mapped[int | None] = mapped_column()
+    alerts: Mapped[bool] = mapped_column(default=True, server_default=sa.true())  # listing alerts
 
     @classmethod
     def find_or_create(cls, brokerage_id: int, email: str) -> sa.Row:
@@ -246,6 +258,10 @@ class SyncSession(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+# Listing alerts find a listing's favouriters.
+sa.Index("ix_favsync_favorites_listing_id", Favorite.listing_id)
+
+
 class OutboxMessage(Base):
     """An email or webhook to deliver, committed with the change that causes it."""
 
@@ -276,3 +292,98 @@ class OutboxMessage(Base):
             sa.and_(cls.status == "queued", cls.next_attempt_at <= now),
             sa.and_(cls.status == "sending", cls.lease_until < now),
         )
+
+
+class Agent(Base):
+    """A brokerage's agent: sends messages; the default one sends alerts to unassigned clients."""
+
+    __tablename__ = "favsync_agents"
+    __table_args__ = (
+        # At most one default agent per brokerage.
+        sa.Index(
+            "ix_favsync_agents_default", "brokerage_id", unique=True,
+            sqlite_where=sa.text("is_default"), postgresql_where=sa.text("is_default"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    brokerage_id: Mapped[int] = mapped_column(sa.ForeignKey("favsync_brokerages.id"))
+    name: Mapped[str] = mapped_column(sa.String(100))
+    email: Mapped[str] = mapped_column(sa.String(255))
+    is_default: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=sa.func.now()
+    )
+
+
+class ApiKey(Base):
+    """A brokerage server's key for the messages API, kept only as a digest."""
+
+    __tablename__ = "favsync_api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    brokerage_id: Mapped[int] = mapped_column(sa.ForeignKey("favsync_brokerages.id"))
+    digest: Mapped[str] = mapped_column(sa.String(64), unique=True)  # SHA-256 of the key
+    label: Mapped[str | None] = mapped_column(sa.String(100))
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=sa.func.now()
+    )
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Message(Base):
+    """A message from an agent to a client (seed 001); its token signs the client in."""
+
+    __tablename__ = "favsync_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    brokerage_id: Mapped[int] = mapped_column(sa.ForeignKey("favsync_brokerages.id"), index=True)
+    agent_id: Mapped[int] = mapped_column(sa.ForeignKey("favsync_agents.id"))
+    client_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("favsync_clients.id", ondelete="CASCADE"), index=True
+    )
+    sender: Mapped[str] = mapped_column(sa.String(16))  # "agent"
+    source: Mapped[str] = mapped_column(sa.String(16))  # "api", or "bot" for alerts
+    token: Mapped[str] = mapped_column(sa.String(64), unique=True)  # SHA-256 of the UUID
+    content: Mapped[dict] = mapped_column(sa.JSON)  # the seed's content object
+    schedule_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Its email in the outbox, until the email is purged.
+    outbox_uid: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("favsync_outbox.uid", ondelete="SET NULL"), unique=True
+    )
+    delivered: Mapped[str | None] = mapped_column(sa.String(16))  # "sent" or "failed", once known
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=sa.func.now()
+    )
+    clicks: Mapped[int] = mapped_column(default=0, server_default="0")  # sign-ins by its token
+    first_clicked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_clicked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    session_id: Mapped[str | None] = mapped_column(sa.String(36))  # of the latest sign-in
+
+    @classmethod
+    def status(cls, now: datetime):
+        """The seed's delivery status, as SQL."""
+        return sa.case(
+            (cls.clicks > 0, "clicked"),
+            (cls.delivered.is_not(None), cls.delivered),
+            (sa.and_(cls.schedule_at.is_not(None), cls.schedule_at > now), "scheduled"),
+            else_="queued",
+        )
+
+
+class ListingEvent(Base):
+    """A listing's price or status change, fanned out once as alerts (idempotent by event_id)."""
+
+    __tablename__ = "favsync_listing_events"
+    __table_args__ = (sa.UniqueConstraint("brokerage_id", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    brokerage_id: Mapped[int] = mapped_column(sa.ForeignKey("favsync_brokerages.id"))
+    event_id: Mapped[str] = mapped_column(sa.String(100))
+    listing_id: Mapped[str] = mapped_column(sa.String(50))
+    type: Mapped[str] = mapped_column(sa.String(32))
+    queued: Mapped[int]  # alerts written: the answer repeated to a retry
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=sa.func.now()
+    )

@@ -11,10 +11,11 @@ import base64
 import hashlib
 import json
 import logging
+import math
 import random
 import uuid
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Callable, Iterable, Sequence
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
@@ -35,15 +36,15 @@ FIRST_RETRY = timedelta(seconds=30)
 LAST_RETRY = timedelta(hours=1)
 SWEEP_BATCH = 100
 _NEW_IDS = "favsync.outbox.new"  # session.info key: rows this transaction wrote
+_NEW_BULK = "favsync.outbox.bulk"  # session.info key: how many it wrote in bulk (ids unknown)
+MAX_SWEEPS = 8  # Celery wake-ups for one bulk write: workers share its rows
 
 
 # -- writing: in the caller's transaction ------------------------------------------
 
 def add_email(email: Email, *, expires_at: datetime | None = None) -> int:
     """Queue `email`; it goes once the caller's transaction commits (never if it rolls back)."""
-    content = {"subject": email.subject, "text": email.text, "html": email.html,
-               "headers": email.headers}
-    return _add(EMAIL, email.to, {}, content, expires_at)
+    return _add(EMAIL, email.to, {}, _email_content(email), expires_at)
 
 
 def add_event(event_type: str, data: dict) -> int | None:
@@ -54,25 +55,50 @@ def add_event(event_type: str, data: dict) -> int | None:
     return _add(WEBHOOK, url, {"type": event_type}, webhooks.payload(event_type, data), None)
 
 
+def add_emails(emails: Sequence[Email], *, not_before: datetime | None = None) -> list[str]:
+    """Queue many emails with one statement, however many; return their uids (Message-IDs).
+
+    They go once the caller's transaction commits, and not before `not_before`.
+    """
+    now = utcnow()
+    cipher = _cipher()
+    rows = [
+        _row(EMAIL, email.to, {}, _email_content(email), None, now, not_before or now, cipher)
+        for email in emails
+    ]
+    if rows:
+        # executemany without RETURNING: one statement for any number of rows.
+        session().execute(sa.insert(OutboxMessage), rows)
+        session().info[_NEW_BULK] = session().info.get(_NEW_BULK, 0) + len(rows)
+    return [row["uid"] for row in rows]
+
+
+def _email_content(email: Email) -> dict:
+    return {"subject": email.subject, "text": email.text, "html": email.html,
+            "headers": email.headers}
+
+
+def _row(kind: str, recipient: str, headers: dict, content: dict, expires_at: datetime | None,
+         now: datetime, due_at: datetime, cipher: Fernet) -> dict:
+    return {
+        "uid": str(uuid.uuid4()),
+        "kind": kind,
+        "recipient": recipient,
+        "headers": json.dumps(headers),
+        "content": cipher.encrypt(json.dumps(content).encode()).decode(),
+        "status": "queued",
+        "attempts": 0,
+        "next_attempt_at": due_at,
+        "created_at": now,
+        "expires_at": expires_at,
+    }
+
+
 def _add(kind: str, recipient: str, headers: dict, content: dict,
          expires_at: datetime | None) -> int:
     now = utcnow()
-    row_id = session().scalar(
-        sa.insert(OutboxMessage)
-        .values(
-            uid=str(uuid.uuid4()),
-            kind=kind,
-            recipient=recipient,
-            headers=json.dumps(headers),
-            content=_cipher().encrypt(json.dumps(content).encode()).decode(),
-            status="queued",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            expires_at=expires_at,
-        )
-        .returning(OutboxMessage.id)
-    )
+    row = _row(kind, recipient, headers, content, expires_at, now, now, _cipher())
+    row_id = session().scalar(sa.insert(OutboxMessage).values(**row).returning(OutboxMessage.id))
     session().info.setdefault(_NEW_IDS, []).append(row_id)
     return row_id
 
@@ -108,10 +134,14 @@ def on_commit(db_session) -> None:
     ids = db_session.info.pop(_NEW_IDS, None)
     if ids:
         wake(ids)
+    bulk = db_session.info.pop(_NEW_BULK, 0)
+    if bulk:
+        wake_sweep(bulk)
 
 
 def on_rollback(db_session, *_) -> None:
     db_session.info.pop(_NEW_IDS, None)
+    db_session.info.pop(_NEW_BULK, None)
 
 
 def wake(ids: list[int]) -> None:
@@ -127,11 +157,24 @@ def wake(ids: list[int]) -> None:
     # here; `flask favsync deliver` takes the rows on its next round.
 
 
-def _deliver_after_response(ids: list[int]) -> None:
-    pending = g.setdefault("favsync_outbox_ids", [])
-    if not pending:
+def wake_sweep(count: int) -> None:
+    """Wake delivery of `count` rows written in bulk (their ids unknown): sweeps take them."""
+    celery = state().celery
+    if celery is not None:
+        from .worker import enqueue_sweeps
+
+        enqueue_sweeps(celery, min(MAX_SWEEPS, math.ceil(count / SWEEP_BATCH)))
+    elif has_request_context():
+        _deliver_after_response(None)
+
+
+def _deliver_after_response(ids: list[int] | None) -> None:
+    """Deliver `ids` (None: every due row) once the response has been sent."""
+    pending = g.get("favsync_outbox_pending")
+    if pending is None:
         from flask import after_this_request
 
+        pending = g.favsync_outbox_pending = {"ids": [], "sweep": False}
         app = current_app._get_current_object()
 
         @after_this_request
@@ -139,12 +182,18 @@ def _deliver_after_response(ids: list[int]) -> None:
             # After the response is sent: the visitor never waits for SMTP.
             def run() -> None:
                 with app.app_context():
-                    deliver(pending)
+                    if pending["ids"]:
+                        deliver(pending["ids"])
+                    if pending["sweep"]:
+                        deliver()
 
             response.call_on_close(run)
             return response
 
-    pending.extend(ids)
+    if ids is None:
+        pending["sweep"] = True
+    else:
+        pending["ids"].extend(ids)
 
 
 # -- delivering ---------------------------------------------------------------------
@@ -238,7 +287,7 @@ def _finish(row: sa.Row, status: str, error: str | None = None,
     if retry_at is not None:
         values["next_attempt_at"] = retry_at
     # Only while our lease holds: a worker that outlived its lease lost the row.
-    db.execute(
+    finished = db.execute(
         sa.update(OutboxMessage)
         .where(
             OutboxMessage.id == row.id,
@@ -248,7 +297,29 @@ def _finish(row: sa.Row, status: str, error: str | None = None,
         .values(**values)
         .execution_options(synchronize_session=False)
     )
+    if finished.rowcount == 1 and row.kind == EMAIL and status in ("sent", "failed"):
+        for hook in _delivered_hooks:
+            hook(row.uid, status, now)
     db.commit()
+
+
+# Called as hook(uid, "sent" or "failed", when) in the transaction that records an
+# email's fate, so that what it was sent for keeps it after the row is purged.
+_delivered_hooks: list[Callable[[str, str, datetime], None]] = []
+
+
+def when_delivered(hook: Callable[[str, str, datetime], None]) -> None:
+    """Call `hook(uid, status, when)` each time an email is sent, or fails for good."""
+    _delivered_hooks.append(hook)
+
+
+def cancel(uid: str) -> bool:
+    """Delete a queued email no worker has taken yet; False if it is being or was sent."""
+    return session().execute(
+        sa.delete(OutboxMessage)
+        .where(OutboxMessage.uid == uid, OutboxMessage.status == "queued")
+        .returning(OutboxMessage.id)
+    ).first() is not None
 
 
 # -- operations ---------------------------------------------------------------------

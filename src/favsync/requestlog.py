@@ -11,9 +11,10 @@ from flask import Flask, g, request
 log = logging.getLogger("favsync.requests")
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-# Magic-link secrets travel in the verify URL; logs must never hold them, nor
-# anything after /verify/ (/verify//<secret> routes nowhere, but is a secret too).
-SECRET_IN_PATH = re.compile(r"(/verify/).*")
+# Magic-link secrets and message tokens travel in the verify URL, signed clients in
+# unsubscribe URLs; logs must never hold them, nor anything after them
+# (/verify//<secret> routes nowhere, but is a secret too).
+SECRET_IN_PATH = re.compile(r"(/verify/|/unsubscribe/).*")
 
 
 def mask_email(address: str) -> str:

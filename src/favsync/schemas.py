@@ -1,15 +1,17 @@
 """Pydantic models of what a client sends and what favsync answers; the OpenAPI schemas come from here.
 
-A view reads its input with `parse(Model)` (the JSON body), `header(name, Type)`
-and `path(name, value, Type)`; any problem is a 400 whose details are
-pydantic's loc/msg/type, the loc starting with "body", "header" or "path".
-Seed 002's login reads its body with `parse_seed(Model)`: a problem is its 422,
-pydantic's own items with input and ctx.
+A view reads its input with `parse(Model)` (the JSON body), `form(Model)` (a
+form body), `query(Model)`, `header(name, Type)` and `path(name, value, Type)`;
+any problem is a 400 whose details are pydantic's loc/msg/type, the loc
+starting with "body", "query", "header" or "path". Seed 002's login reads its
+body with `parse_seed(Model)`: a problem is its 422, pydantic's own items with
+input and ctx.
 """
 from __future__ import annotations
 
 import functools
 import re
+from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
@@ -17,6 +19,7 @@ from flask import request
 from pydantic import (
     AfterValidator,
     AliasChoices,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -25,6 +28,7 @@ from pydantic import (
     TypeAdapter,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.json_schema import GenerateJsonSchema
@@ -33,7 +37,7 @@ from typing_extensions import NotRequired, TypedDict
 from werkzeug.exceptions import BadRequest
 
 from .errors import invalid_json, too_many_sent, unprocessable_body, validation_error
-from .tokens import CODE_ALPHABET, CODE_LENGTH, MAGIC_SECRET
+from .tokens import CODE_ALPHABET, CODE_LENGTH, MAGIC_SECRET, UUID
 
 MAX_REPORTED_ERRORS = 20
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -89,14 +93,14 @@ ListingId = Annotated[
 MagicToken = Annotated[
     str,
     Field(
-        description="The secret from the emailed link (43 URL-safe characters).",
-        json_schema_extra={"pattern": f"^{MAGIC_SECRET.pattern}$"},
+        description="The secret from the emailed link (43 URL-safe characters), "
+        "or the token of an agent's message (a UUID).",
+        json_schema_extra={"pattern": f"^(?:{MAGIC_SECRET.pattern}|{UUID.pattern})$"},
     ),
 ]
+Uuid = Annotated[str, StringConstraints(pattern=f"^{UUID.pattern}$"), AfterValidator(str.lower)]
 SessionId = Annotated[
-    str,
-    StringConstraints(pattern=r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"),
-    AfterValidator(str.lower),
+    Uuid,
     Field(
         description="The browser's anonymous session, linked to the client once they verify.",
         examples=["550e8400-e29b-41d4-a716-446655440000"],
@@ -140,6 +144,70 @@ TypedCode = Annotated[
 Version = Annotated[
     int,
     Field(ge=0, le=2**63 - 1, description="A favourites version from an earlier answer."),
+]
+
+# Agent messages (seed 001). Ids are the database's (32-bit) integers.
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID, examples=[888888])]
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _from_query(value: Any) -> Any:
+    """A number in a URL is text: take decimal digits as the integer they spell."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,10}", value):
+        return int(value)
+    return value
+
+
+def _rfc3339(value: Any) -> datetime:
+    if not isinstance(value, str) or not RFC3339.fullmatch(value):
+        raise PydanticCustomError(
+            "datetime_type", "A time looks like 2026-11-25T14:30:00.000Z (RFC 3339, with its offset)."
+        )
+    try:
+        return datetime.fromisoformat(value.upper().replace(" ", "T"))
+    except ValueError as exc:
+        raise PydanticCustomError("datetime_from_date_parsing", str(exc)) from None
+
+
+UrlId = Annotated[Id, BeforeValidator(_from_query)]
+PageNum = Annotated[Annotated[int, Field(ge=1, le=MAX_ID)], BeforeValidator(_from_query)]
+PageSize = Annotated[Annotated[int, Field(ge=1, le=100)], BeforeValidator(_from_query)]
+Timestamp = Annotated[
+    AwareDatetime, BeforeValidator(_rfc3339), Field(examples=["2024-08-01T00:21:26.000Z"])
+]
+MessageToken = Annotated[
+    Uuid,
+    Field(
+        description="A message's token (a UUID): every link of its email carries it as ?token=.",
+        examples=["550e8400-e29b-41d4-a716-446655440000"],
+    ),
+]
+MessageStatus = Literal["scheduled", "queued", "sent", "failed", "clicked"]
+Link = Annotated[
+    str,
+    StringConstraints(max_length=2048, pattern=r"^https?://[!-~]+$"),
+    Field(examples=["https://homes.example/listings/C9231328"]),
+]
+MessageLink = Annotated[Link, StringConstraints(max_length=1000)]
+AgentName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    Field(examples=["Jane Doe"]),
+]
+Price = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False, examples=[475000])]
+ListingStatus = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9 _-]{0,19}$"),
+    Field(description='The MLS status: "A" (active), "Sld" (sold), ...', examples=["A"]),
+]
+EventId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,100}$"),
+    Field(description="The MLS's id of the change: the same id again changes nothing.",
+          examples=["mls-123-2026-11-25"]),
 ]
 
 # --- request bodies ------------------------------------------------------------
@@ -216,6 +284,112 @@ class MagicLinkVerifyBody(RequestBody):
     deal_id: str | None = Field(
         default=None, description="Optional deal ID (from invite links) for post-login redirect"
     )
+
+
+class ContentRequest(BaseModel):
+    """What a message says (seed 001's content); every link and listing carries its token."""
+
+    model_config = ConfigDict(strict=True)
+    # Sized so that the largest message fits FAVSYNC_MAX_BODY_BYTES' default (64 KiB).
+    message: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    subject: Annotated[str, StringConstraints(max_length=100)] | None = None
+    links: Annotated[list[MessageLink], Field(max_length=10)] = []
+    listings: Annotated[list[ListingId], Field(max_length=50)] = []
+    searches: Annotated[list[Annotated[int, Field(ge=0, le=2**53)]], Field(max_length=50)] = []
+    pictures: Annotated[list[MessageLink], Field(max_length=10)] = []
+
+
+class DeliveryRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+    scheduleDateTime: Timestamp | None = Field(
+        None, description="Hold the email until then; null or absent: send now."
+    )
+
+
+def _optional(*names: str):
+    """Document fields that may be absent but never null (their Python default is None)."""
+
+    def drop_defaults(schema: dict) -> None:
+        for name in names:
+            schema["properties"][name].pop("default")
+
+    return drop_defaults
+
+
+def _client_or_email(schema: dict) -> None:
+    _optional("clientId", "email")(schema)
+    schema["oneOf"] = [{"required": ["clientId"]}, {"required": ["email"]}]
+
+
+class SendMessageRequest(RequestBody):
+    """Send a client a message (the Repliers Messages API's shape); `email` may name a new client."""
+
+    model_config = ConfigDict(json_schema_extra=_client_or_email)
+    sender: Literal["agent"]
+    agentId: Id
+    clientId: Id = None  # type: ignore[assignment]  (absent, never null: see _client_or_email)
+    email: Email = None  # type: ignore[assignment]
+    source: Literal["api", "bot"] = "api"
+    content: ContentRequest
+    delivery: DeliveryRequest = DeliveryRequest()
+
+    @model_validator(mode="after")
+    def _one_recipient(self) -> SendMessageRequest:
+        if (self.clientId is None) == (self.email is None):
+            raise PydanticCustomError("value_error", "Send either clientId or email, not both.")
+        return self
+
+
+class AgentRequest(RequestBody):
+    """Add an agent to the key's brokerage."""
+
+    name: AgentName
+    email: Email
+
+
+class ListingState(BaseModel):
+    model_config = ConfigDict(strict=True)
+    listPrice: Price
+    status: ListingStatus
+
+
+class ListingEventRequest(RequestBody):
+    """A listing's price or status changed: alert every client who favourited it."""
+
+    model_config = ConfigDict(json_schema_extra=_optional("url"))
+    eventId: EventId
+    type: Literal["price_change", "status_change"]
+    previous: ListingState
+    current: ListingState
+    url: Link = Field(None, description="The listing's page; the alert links to it.")  # type: ignore[assignment]
+
+
+class PreferencesRequest(RequestBody):
+    """Turn the client's listing alerts on or off."""
+
+    alerts: bool
+
+
+class UnsubscribeRequest(RequestBody):
+    """RFC 8058 one-click unsubscribe, as mail providers POST it (a form, not JSON)."""
+
+    list_unsubscribe: Literal["One-Click"] = Field(alias="List-Unsubscribe")
+
+
+class MessagesQuery(BaseModel):
+    """GET /messages filters (Repliers' names), newest first, a page at a time."""
+
+    model_config = ConfigDict(strict=True)
+    token: MessageToken | None = None
+    agentId: UrlId | None = None
+    clientId: UrlId | None = None
+    messageId: UrlId | None = None
+    sender: Literal["agent", "client"] | None = None
+    status: MessageStatus | None = None
+    startTime: Timestamp | None = None
+    endTime: Timestamp | None = None
+    pageNum: PageNum = 1
+    resultsPerPage: PageSize = 100
 
 
 # --- answers -------------------------------------------------------------------
@@ -363,6 +537,75 @@ class Error(TypedDict):
     error: ErrorBody
 
 
+Time = Annotated[str, Field(description="UTC, with milliseconds.", examples=["2024-08-01T00:21:26.000Z"])]
+
+
+class MessageContent(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    listings: list[str]
+    searches: list[int]
+    message: str
+    subject: str | None
+    links: list[str]
+    pictures: list[str]
+
+
+class MessageDelivery(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    scheduleDateTime: Time | None
+    sentDateTime: Time | None
+    status: MessageStatus
+
+
+class Message(TypedDict):
+    """A message in seed 001's shape (a client reading their own gets no token)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    messageId: int
+    agentId: int
+    sender: Literal["agent"]
+    source: Literal["api", "bot"]
+    clientId: int
+    token: NotRequired[Annotated[str, StringConstraints(pattern=f"^{UUID.pattern}$")]]
+    content: MessageContent
+    delivery: MessageDelivery
+
+
+class MessagesSent(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    messages: list[Message]
+
+
+class MessagePage(TypedDict):
+    """One page of messages, newest first."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    page: int
+    numPages: int
+    pageSize: int
+    count: int
+    messages: list[Message]
+
+
+class Agent(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    agentId: int
+    name: str
+    email: str
+
+
+class ListingEventQueued(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    eventId: str
+    queued: Annotated[int, Field(description="Alerts written, one per client who favourited the listing.")]
+
+
+class Preferences(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")
+    success: Literal[True]
+    alerts: bool
+
+
 # --- reading a request ---------------------------------------------------------
 
 M = TypeVar("M", bound=RequestBody)
@@ -372,6 +615,11 @@ def parse(model: type[M], **context: Any) -> M:
     """Return the JSON body as `model`, or raise 400 naming each invalid field."""
     body = _json_object() if model.body_required or request.get_data(cache=True) else {}
     return _validated(model, body, ["body"], context)
+
+
+def form(model: type[M]) -> M:
+    """Return the form-encoded body (urlencoded or multipart) as `model`, or raise 400."""
+    return _validated(model, request.form.to_dict(), ["body"])
 
 
 class ListingQuery(BaseModel):
@@ -463,15 +711,21 @@ def _validated(type_: Any, value: Any, loc: list, context: dict | None = None, *
 
 REQUESTS = (
     MagicLinkRequest, VerifyRequest, VerifyCodeRequest, SyncRequest, LogoutRequest,
-    MagicLinkVerifyBody,
+    MagicLinkVerifyBody, SendMessageRequest, AgentRequest, ListingEventRequest,
+    PreferencesRequest, UnsubscribeRequest,
 )
 ANSWERS = (
     Accepted, Success, Login, Refreshed, Favorites, Synced, Changes, Reset, Error,
     LoginResponse, HTTPValidationError, HTTPError,
+    MessagesSent, MessagePage, Agent, ListingEventQueued, Preferences,
 )
 # Field types the document names, for its parameters.
-NAMED_TYPES = {"Email": Email, "ListingId": ListingId, "MagicToken": MagicToken,
-               "SessionId": SessionId, "Version": Version}
+NAMED_TYPES = {
+    "Email": Email, "ListingId": ListingId, "MagicToken": MagicToken, "SessionId": SessionId,
+    "Version": Version, "MessageToken": MessageToken, "UrlId": UrlId, "Timestamp": Timestamp,
+    "MessageStatus": MessageStatus, "Sender": Literal["agent", "client"],
+    "PageNum": PageNum, "PageSize": PageSize,
+}
 
 
 def openapi_schemas(max_favorites: int) -> dict:

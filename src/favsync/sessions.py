@@ -9,10 +9,12 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
+from . import outbox
 from .database import session, utcnow
 from .errors import invalid_refresh_token, refresh_token_reused
 from .models import Client, RefreshToken
 from .state import settings
+from .sync import current, forget_session
 from .tokens import encode_auth_token, new_secret, sha256_hex
 
 # Two tabs refreshing at once, or a retry after a lost answer, present a token
@@ -73,6 +75,47 @@ class Refresh:
     secret: str
     family: str
     expires_at: datetime
+
+
+def sign_in(
+    client_id: int, *, brokerage_id: int, email: str, not_before: int, now: datetime,
+    created: bool = False, session_id: str | None = None, same_browser: bool = False,
+    redirect: str | None = None,
+) -> Login:
+    """Finish a link, code or message-token login in the caller's transaction, and commit:
+    open a refresh family, start the browser's sync over, and tell the CRM.
+
+    `not_before` is the client's tokens_valid_after; `session_id` the X-Session-ID that
+    asked for the login (a link's), `same_browser` whether the one verifying is it.
+    """
+    listing = current(client_id)
+    if session_id is not None:
+        forget_session(client_id, session_id)  # its first sync after a login is a union
+    refresh = start_family(client_id, now)
+    outbox.add_event("client.verified", {
+        "client_id": client_id,
+        "brokerage_id": brokerage_id,
+        "email": email,
+        "session_id": session_id,
+        "created": created,
+    })
+    session().commit()
+    return Login(
+        client_id=client_id,
+        brokerage_id=brokerage_id,
+        email=email,
+        family=refresh.family,
+        refresh_secret=refresh.secret,
+        refresh_expires_at=refresh.expires_at,
+        not_before=not_before,
+        at=now,
+        created=created,
+        session_id=session_id,
+        same_browser=same_browser,
+        favorites=listing.favorites,
+        favorites_version=listing.version,
+        redirect=redirect,
+    )
 
 
 def start_family(client_id: int, now: datetime) -> Refresh:

@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import uuid
 
 import jwt
 
@@ -24,6 +25,10 @@ MAGIC_SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
 # shown as K7QM-3XPD. README.md "Guessing budget" says why 8.
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 CODE_LENGTH = 8
+# A UUID, in any case: a message token (seed 001), a browser's session id.
+UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+# A brokerage server's API key: fsk_ and a 32-byte secret.
+API_KEY = re.compile(r"fsk_[A-Za-z0-9_-]{43}")
 
 
 def sha256_hex(secret: str) -> str:
@@ -39,6 +44,31 @@ def new_secret() -> tuple[str, str]:
 
 def is_magic_secret(value: str) -> bool:
     return MAGIC_SECRET.fullmatch(value) is not None
+
+
+def new_message_token() -> tuple[str, str]:
+    """Return a fresh message token (a UUIDv4: os.urandom, a CSPRNG) and its stored digest."""
+    token = str(uuid.uuid4())
+    return token, sha256_hex(token)
+
+
+def is_message_token(value: str) -> bool:
+    return UUID.fullmatch(value) is not None
+
+
+def message_token_digest(token: str) -> str:
+    """The stored digest of a message token, however its hex digits are cased."""
+    return sha256_hex(token.lower())
+
+
+def new_api_key() -> tuple[str, str]:
+    """Return a fresh API key and the digest that is stored in its place."""
+    key = "fsk_" + secrets.token_urlsafe(32)
+    return key, sha256_hex(key)
+
+
+def is_api_key(value: str) -> bool:
+    return API_KEY.fullmatch(value) is not None
 
 
 def new_code(key: str, email: str) -> tuple[str, str]:

@@ -65,6 +65,16 @@ def enqueue(celery: Celery, ids: list[int]) -> None:
                     "outbox rows %s", exc.__class__.__name__, ids)
 
 
+def enqueue_sweeps(celery: Celery, count: int) -> None:
+    """Publish `count` sweep wake-ups, so that several workers share a bulk write's rows."""
+    try:
+        for _ in range(count):
+            celery.send_task(SWEEP_TASK, retry=False)
+    except Exception as exc:
+        log.warning("could not reach the Celery broker (%s); the sweep will deliver the rows",
+                    exc.__class__.__name__)
+
+
 def broker_reachable(celery: Celery) -> bool:
     try:
         with celery.connection_for_write() as connection:
