@@ -7,11 +7,15 @@ state is saved under .artifacts/browser/.
 from __future__ import annotations
 
 import os
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from backends import ROOT
+from conftest import free_port
 
 CHROMIUM = os.environ.get("FAVSYNC_TEST_CHROMIUM", "/usr/bin/chromium")
 # Without the background-networking flags Chromium floods this closed network.
@@ -34,11 +38,59 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def site(start_server):
-    """favsync under gunicorn with its demo site; emailed links land on the demo's landing page."""
-    return start_server(FAVSYNC_DEMO="true",
-                        FAVSYNC_MAGIC_LINK_URL="{server}/demo/verify?token={token}")
+class Site:
+    """Where the visitor's browser goes: the demo pages and, at `favsync_url`, favsync."""
+
+    def __init__(self, url: str, favsync_url: str, cross_site: bool) -> None:
+        self.url, self.favsync_url, self.cross_site = url, favsync_url, cross_site
+
+
+class CrossSitePages:
+    """The brokerage's site on an origin of its own (http://localhost:PORT): the demo's
+    pages with favsync's full URL in them, so favsync (http://127.0.0.1:...) is another site."""
+
+    def __init__(self, port: int) -> None:
+        self.url = f"http://localhost:{port}"
+        self.favsync_url = ""
+        pages = self
+
+        class Pages(BaseHTTPRequestHandler):
+            def do_GET(self, body: bool = True):
+                with urllib.request.urlopen(pages.favsync_url + self.path) as page:
+                    html = page.read().decode().replace(
+                        '"/api/v1/favorites', f'"{pages.favsync_url}/api/v1/favorites')
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                if body:
+                    self.wfile.write(html.encode())
+
+            def do_HEAD(self):
+                self.do_GET(body=False)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Pages)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(params=["same-origin", "cross-site"])
+def site(request, start_server):
+    """favsync under gunicorn with its demo site; emailed links land on the demo's landing
+    page. Cross-site, the pages are on another origin: CORS, SameSite=None, Partitioned."""
+    if request.param == "same-origin":
+        server = start_server(FAVSYNC_DEMO="true",
+                              FAVSYNC_MAGIC_LINK_URL="{server}/demo/verify?token={token}")
+        yield Site(server.url, server.url, cross_site=False)
+        return
+    pages = CrossSitePages(free_port())
+    server = start_server(FAVSYNC_DEMO="true", FAVSYNC_CORS_ORIGINS=pages.url,
+                          FAVSYNC_REFRESH_COOKIE_SAMESITE="None",
+                          FAVSYNC_MAGIC_LINK_URL=f"{pages.url}/demo/verify?token={{token}}")
+    pages.favsync_url = server.url
+    yield Site(pages.url, server.url, cross_site=True)
+    pages.server.shutdown()
 
 
 class Device:
