@@ -13,7 +13,7 @@ const KEY = "favsync:";
 const REFRESH_SKEW_SECONDS = 30;
 const MESSAGES = {
   token_used: "This sign-in link was used in another browser; sign in again here.",
-  login_used_elsewhere: "This sign-in was already used in another browser; request a new one here.",
+  code_used: "This code was already used to sign in, perhaps in another browser; request a new one here.",
   token_expired: "This sign-in link has expired; request a new one.",
   too_many_attempts: "Too many wrong codes; request a new sign-in email.",
   invalid_token: "This sign-in link is not valid; request a new one.",
