@@ -437,3 +437,27 @@ def test_a_key_of_one_brokerage_cannot_touch_another(server, agent, lakeside, ap
     assert lakeside.send(theirs, to=sent["clientId"]).status_code == 404  # not their client
     assert server.send(theirs).status_code == 404
     assert server.get("/messages", query_string={"agentId": theirs}).json["messages"] == []
+
+
+@pytest.mark.parametrize("query", ["startTime=0001-01-01T00:00:00%2B01:00",
+                                   "endTime=9999-12-31T23:59:59-01:00"])
+def test_a_time_with_no_utc_equivalent_is_a_400_not_a_500(client, app, query):
+    response = client.get(f"/api/v1/messages?{query}", headers={"X-API-Key": api_key_for(app)})
+
+    assert response.status_code == 400
+    assert response.json["error"]["details"][0]["loc"][0] == "query"
+
+
+def test_a_subject_is_one_line(client, app):
+    response = client.post("/api/v1/messages", headers={"X-API-Key": api_key_for(app)}, json={
+        "sender": "agent", "agentId": 1, "email": "carol@example.com",
+        "content": {"message": "hi", "subject": "Hello\nBcc: evil@example.com"}})
+
+    assert response.status_code == 400
+    assert response.json["error"]["details"][0]["loc"] == ["body", "content", "subject"]
+
+
+def test_message_lookups_are_never_stored(client, app):
+    response = client.get("/api/v1/messages", headers={"X-API-Key": api_key_for(app)})
+
+    assert response.headers["Cache-Control"] == "no-store"

@@ -245,3 +245,68 @@ def test_a_new_app_delivers_even_when_sqlalchemy_says_it_already_listens(monkeyp
     Auth(app.test_client(), inbox).request_link("visitor@example.com")
 
     assert len(inbox.received("visitor@example.com")) == 1
+
+
+@pytest.fixture
+def garbling_crm(config):
+    """A webhook receiver that answers something that is not HTTP at all."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def answer():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"garbage\r\n\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    config["FAVSYNC_WEBHOOK_URL"] = f"http://127.0.0.1:{listener.getsockname()[1]}/events"
+    config["FAVSYNC_WEBHOOK_SECRET"] = WEBHOOK_SECRET
+    yield
+    listener.close()
+
+
+def test_a_row_that_fails_unexpectedly_never_stops_the_others(garbling_crm, smtp_up, client, app, runner):
+    inbox = smtp_up()
+    client.post(f"{API}/magic-link", json={"email": "visitor@example.com"})
+    link = inbox.link_for("visitor@example.com")
+    client.get(urlsplit(link).path)  # a client.verified event for the garbling receiver
+    client.post(f"{API}/magic-link", json={"email": "other@example.com"})
+    make_due(app)
+
+    deliver(runner)  # the sweep goes through every row
+
+    assert len(inbox.to("other@example.com")) == 1
+    [event] = [row for row in outbox_rows(app) if row.kind == "webhook"]
+    assert (event.status, event.attempts > 1) == ("queued", True)
+    assert "BadStatusLine" in event.last_error
+
+
+def test_a_row_whose_lease_another_worker_took_is_not_sent_twice(smtp_up, client, app):
+    from favsync import outbox
+
+    inbox = smtp_up()
+    with app.app_context():
+        # Two rows claimed by this worker, as one batch.
+        session().add_all([OutboxMessage(uid=f"lease-{i}", kind="email", recipient=f"r{i}@example.com",
+                                         headers="{}", content="x", status="queued",
+                                         attempts=0, next_attempt_at=utcnow()) for i in range(2)])
+        session().commit()
+        first, second = outbox._claim(None)
+        # Meanwhile its lease on the second ran out and another worker claimed it.
+        session().execute(sa.update(OutboxMessage).where(OutboxMessage.id == second.id)
+                          .values(lease_until=utcnow() + timedelta(minutes=5)))
+        session().commit()
+
+        outbox._attempt(second)
+
+    assert inbox.received("r1@example.com") == []
+    [row] = [row for row in outbox_rows(app) if row.uid == "lease-1"]
+    assert row.status == "sending"  # still the other worker's

@@ -159,8 +159,8 @@ class Mailer:
                     "the site set MAIL_SERVER but never initialised Flask-Mail "
                     "(mail.init_app(app)); nor is FAVSYNC_MAIL_SERVER set"
                 )
-            log.warning("No mail server configured (FAVSYNC_MAIL_SERVER); the email to %s:\n%s",
-                        email.to, email.text)
+            log.warning("No mail server configured (FAVSYNC_MAIL_SERVER); the email to %s:\n"
+                        "Subject: %s\n\n%s", email.to, email.subject, email.text)
             return
         sender = self._sender or state.default_sender or "no-reply@localhost"
         message = Message(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, render_template, request
 
-from . import agents, alerts, apikeys, messaging, schemas
+from . import agents, alerts, apikeys, guards, messaging, schemas
 from .auth import auth_required, authenticate
 
 API_KEY_HEADER = "X-API-Key"
@@ -32,6 +32,7 @@ def send_message():
 def list_messages():
     """Look messages up (by token, agent, client, status, time), newest first: a brokerage's
     with its API key, or a signed-in client's own with their Bearer token (no tokens shown)."""
+    guards.not_stored()  # tokens, a client's messages: never in a shared cache
     if API_KEY_HEADER in request.headers or "Authorization" not in request.headers:
         scope = {"brokerage_id": _brokerage()}
     else:

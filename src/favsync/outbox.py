@@ -15,6 +15,7 @@ import math
 import random
 import uuid
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Callable, Iterable, Sequence
 
 import sqlalchemy as sa
@@ -243,7 +244,34 @@ def _claim(ids: list[int] | None) -> list[sa.Row]:
     return rows
 
 
-def _attempt(row: sa.Row) -> None:
+def _renew(row: sa.Row) -> SimpleNamespace | None:
+    """Extend this row's lease just before sending it, or None if the lease was lost.
+
+    A batch is claimed at once but sent one by one: without this, the end of a slow
+    batch would outlive its lease and be claimed, and sent, by another worker too.
+    """
+    db = session()
+    lease_until = utcnow() + timedelta(seconds=state().settings.delivery_lease)
+    renewed = db.execute(
+        sa.update(OutboxMessage)
+        .where(
+            OutboxMessage.id == row.id,
+            OutboxMessage.status == "sending",
+            OutboxMessage.lease_until == row.lease_until,
+        )
+        .values(lease_until=lease_until)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.commit()
+    if not renewed:
+        return None
+    return SimpleNamespace(**{**row._mapping, "lease_until": lease_until})
+
+
+def _attempt(claimed: sa.Row) -> None:
+    row = _renew(claimed)
+    if row is None:
+        return  # another worker holds it now
     now = utcnow()
     if row.expires_at is not None and row.expires_at <= now:
         # A sign-in link that expired on the way is useless; never send it late.
@@ -260,15 +288,22 @@ def _attempt(row: sa.Row) -> None:
     except InvalidToken:
         _finish(row, "failed", "cannot decrypt: the secret key changed since it was queued")
     except DeliveryError as exc:
-        if exc.permanent or row.attempts >= state().settings.delivery_max_attempts:
-            log.error("outbox %s %s failed for good: %s", row.kind, row.id, exc)
-            _finish(row, "failed", str(exc))
-        else:
-            log.warning("outbox %s %s not delivered (attempt %s): %s",
-                        row.kind, row.id, row.attempts, exc)
-            _finish(row, "queued", str(exc), retry_at=now + backoff(row.attempts))
+        _retry_or_fail(row, exc, now)
+    except Exception as exc:  # noqa: BLE001 - one bad row must never stop the others
+        log.exception("outbox %s %s could not be sent", row.kind, row.id)
+        _retry_or_fail(row, DeliveryError(f"{exc.__class__.__name__} while sending"), now)
     else:
         _finish(row, "sent")
+
+
+def _retry_or_fail(row, exc: DeliveryError, now: datetime) -> None:
+    if exc.permanent or row.attempts >= state().settings.delivery_max_attempts:
+        log.error("outbox %s %s failed for good: %s", row.kind, row.id, exc)
+        _finish(row, "failed", str(exc))
+    else:
+        log.warning("outbox %s %s not delivered (attempt %s): %s",
+                    row.kind, row.id, row.attempts, exc)
+        _finish(row, "queued", str(exc), retry_at=now + backoff(row.attempts))
 
 
 def backoff(attempts: int) -> timedelta:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
@@ -167,9 +167,11 @@ def _rfc3339(value: Any) -> datetime:
             "datetime_type", "A time looks like 2026-11-25T14:30:00.000Z (RFC 3339, with its offset)."
         )
     try:
-        return datetime.fromisoformat(value.upper().replace(" ", "T"))
-    except ValueError as exc:
+        moment = datetime.fromisoformat(value.upper().replace(" ", "T"))
+        moment.astimezone(timezone.utc)  # 0001-01-01T00:00+01:00 has no UTC time
+    except (ValueError, OverflowError) as exc:
         raise PydanticCustomError("datetime_from_date_parsing", str(exc)) from None
+    return moment
 
 
 UrlId = Annotated[Id, BeforeValidator(_from_query)]
@@ -292,7 +294,8 @@ class ContentRequest(BaseModel):
     model_config = ConfigDict(strict=True)
     # Sized so that the largest message fits FAVSYNC_MAX_BODY_BYTES' default (64 KiB).
     message: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
-    subject: Annotated[str, StringConstraints(max_length=100)] | None = None
+    # One line: a line break would be a header of its own in the email.
+    subject: Annotated[str, StringConstraints(max_length=100, pattern=r"^[^\r\n]*$")] | None = None
     links: Annotated[list[MessageLink], Field(max_length=10)] = []
     listings: Annotated[list[ListingId], Field(max_length=50)] = []
     searches: Annotated[list[Annotated[int, Field(ge=0, le=2**53)]], Field(max_length=50)] = []

@@ -173,3 +173,32 @@ def test_the_refresh_cookie_is_kept_and_signs_in_again_on_every_page(devices, in
     phone.page.reload()
     phone.signed_in_as(VISITOR)
     phone.shows(["C9231328", "98970014"])
+
+
+def test_a_sign_in_forced_on_the_browser_asks_before_uploading_anything(devices, inbox, site):
+    victim, attacker = devices("victim").open(), devices("attacker").open()
+    victim.heart("C9231328")
+    victim.ask_link(VISITOR)
+    victim.type_code(inbox.code_for(VISITOR))
+    victim.signed_in_as(VISITOR)
+    attacker.ask_link("attacker@example.com")
+    secret = inbox.secret_for("attacker@example.com")
+
+    # A page elsewhere sends the victim's browser to the attacker's sign-in link (GET).
+    victim.page.goto(f"{site.favsync_url}/api/v1/favorites/verify/{secret}")
+    asked = []
+    victim.page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    victim.open()  # the site's next page
+
+    if site.cross_site:
+        # The attacker's cookie went to favsync's own partition, not the site's.
+        victim.signed_in_as(VISITOR)
+        victim.shows(["C9231328"])
+        assert asked == []
+    else:  # the cookie is now the attacker's: the page asks before uploading
+        victim.signed_in_as("attacker@example.com")
+        victim.page.wait_for_function("favsync.list().length === 0")
+        assert asked == ["Sign in as attacker@example.com and add this browser's 1 favourites?"]
+    attacker.ask_link("attacker@example.com")
+    attacker.land(inbox.link_for("attacker@example.com", count=2))
+    attacker.shows([])  # nothing of the victim's reached the attacker's account

@@ -57,6 +57,7 @@ export function createFavSync(options = {}) {
   let syncing = null;
   let blockedUntil = 0; // a 429's Retry-After, honoured for every request
   let retryTimer = null;
+  let switchedTo = null; // the account a refresh found instead of the one signed in
 
   const read = (name, fallback) => {
     const raw = store.getItem(KEY + name);
@@ -143,6 +144,10 @@ export function createFavSync(options = {}) {
           }
           const answer = await response.json();
           authToken = answer.auth_token;
+          const previous = read("email", null);
+          // Another account's cookie: someone made this browser open their sign-in
+          // link (login CSRF). Nothing of this browser's goes to it without asking.
+          if (previous !== null && previous !== answer.email) switchedTo = answer.email;
           write("email", answer.email);
           return true;
         })
@@ -206,6 +211,19 @@ export function createFavSync(options = {}) {
   }
 
   async function doSync() {
+    if (switchedTo) {
+      const who = switchedTo;
+      switchedTo = null;
+      const local = list();
+      if (local.length && !window.confirm(`Sign in as ${who} and add this browser's ${local.length} favourites?`)) {
+        const answer = await request("GET", "", { auth: true });
+        write("removed", []);
+        write("dirty", false);
+        write("base", { email: who, version: answer.version });
+        setList(answer.favorites);
+        return answer.favorites;
+      }
+    }
     const base = read("base", null);
     const sent = list();
     const body = { favorites: sent, removed: read("removed", []) };
