@@ -250,19 +250,9 @@ def _renew(row: sa.Row) -> SimpleNamespace | None:
     A batch is claimed at once but sent one by one: without this, the end of a slow
     batch would outlive its lease and be claimed, and sent, by another worker too.
     """
-    db = session()
     lease_until = utcnow() + timedelta(seconds=state().settings.delivery_lease)
-    renewed = db.execute(
-        sa.update(OutboxMessage)
-        .where(
-            OutboxMessage.id == row.id,
-            OutboxMessage.status == "sending",
-            OutboxMessage.lease_until == row.lease_until,
-        )
-        .values(lease_until=lease_until)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.commit()
+    renewed = _while_leased(row, lease_until=lease_until)
+    session().commit()
     if not renewed:
         return None
     return SimpleNamespace(**{**row._mapping, "lease_until": lease_until})
@@ -321,8 +311,17 @@ def _finish(row: sa.Row, status: str, error: str | None = None,
         values["sent_at"] = now
     if retry_at is not None:
         values["next_attempt_at"] = retry_at
-    # Only while our lease holds: a worker that outlived its lease lost the row.
-    finished = db.execute(
+    finished = _while_leased(row, **values)
+    if finished == 1 and row.kind == EMAIL and status in ("sent", "failed"):
+        for hook in _delivered_hooks:
+            hook(row.uid, status, now)
+    db.commit()
+
+
+def _while_leased(row, **values) -> int:
+    """Update `row` only while this worker's lease on it holds (a worker that outlived
+    its lease lost the row); return how many rows changed, 0 or 1. The caller commits."""
+    return session().execute(
         sa.update(OutboxMessage)
         .where(
             OutboxMessage.id == row.id,
@@ -331,11 +330,7 @@ def _finish(row: sa.Row, status: str, error: str | None = None,
         )
         .values(**values)
         .execution_options(synchronize_session=False)
-    )
-    if finished.rowcount == 1 and row.kind == EMAIL and status in ("sent", "failed"):
-        for hook in _delivered_hooks:
-            hook(row.uid, status, now)
-    db.commit()
+    ).rowcount
 
 
 # Called as hook(uid, "sent" or "failed", when) in the transaction that records an

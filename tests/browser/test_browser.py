@@ -99,9 +99,7 @@ def signed_in_pair(devices, inbox):
     laptop, phone = devices("laptop").open(), devices("phone").open()
     laptop.heart("C9231328")
     laptop.heart("98970014")
-    laptop.ask_link(VISITOR)
-    laptop.type_code(inbox.code_for(VISITOR))
-    laptop.signed_in_as(VISITOR)
+    laptop.sign_in_by_code(inbox, VISITOR)
     phone.ask_link(VISITOR)
     phone.land(inbox.link_for(VISITOR, count=2))
     phone.signed_in_as(VISITOR)
@@ -130,9 +128,7 @@ def test_an_expired_auth_token_is_renewed_silently_even_by_two_tabs_at_once(
     site = start_server(FAVSYNC_DEMO="true", FAVSYNC_AUTH_TOKEN_TTL="1",
                         FAVSYNC_MAGIC_LINK_URL="{server}/demo/verify?token={token}")
     laptop = devices("laptop", site.url).open()
-    laptop.ask_link(VISITOR)
-    laptop.type_code(inbox.code_for(VISITOR))
-    laptop.signed_in_as(VISITOR)
+    laptop.sign_in_by_code(inbox, VISITOR)
     second_tab = laptop.context.new_page()
     second_tab.goto(site.url + "/")
     refreshes = []
@@ -178,9 +174,7 @@ def test_the_refresh_cookie_is_kept_and_signs_in_again_on_every_page(devices, in
 def test_a_sign_in_forced_on_the_browser_asks_before_uploading_anything(devices, inbox, site):
     victim, attacker = devices("victim").open(), devices("attacker").open()
     victim.heart("C9231328")
-    victim.ask_link(VISITOR)
-    victim.type_code(inbox.code_for(VISITOR))
-    victim.signed_in_as(VISITOR)
+    victim.sign_in_by_code(inbox, VISITOR)
     attacker.ask_link("attacker@example.com")
     secret = inbox.secret_for("attacker@example.com")
 
