@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import socket
+import tempfile
 import threading
 import time
 from datetime import datetime, timezone
@@ -391,6 +392,47 @@ def count_statements(app):
         yield statements
     finally:
         sa.event.remove(engine(app), "before_cursor_execute", record)
+
+
+@contextlib.contextmanager
+def count_round_trips(app):
+    """What `app` asks PostgreSQL while the block runs, one entry per round trip (a
+    message that waits for ReadyForQuery: a statement, and BEGIN and COMMIT too).
+
+    Read off libpq's protocol trace of every connection the app's pool hands out.
+    """
+    from psycopg import pq
+
+    trips: list[str] = []
+    trace = tempfile.TemporaryFile()
+
+    def checkout(dbapi_connection, record, proxy):
+        dbapi_connection.pgconn.trace(trace.fileno())
+        dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+
+    def checkin(dbapi_connection, record):
+        if dbapi_connection is not None:
+            dbapi_connection.pgconn.untrace()
+
+    pool = engine(app).pool
+    sa.event.listen(pool, "checkout", checkout)
+    sa.event.listen(pool, "checkin", checkin)
+    try:
+        yield trips
+    finally:
+        sa.event.remove(pool, "checkout", checkout)
+        sa.event.remove(pool, "checkin", checkin)
+        trace.seek(0)
+        asked = None
+        for line in trace.read().decode(errors="replace").splitlines():
+            sender, _, rest = line.partition("\t")
+            message = rest.partition("\t")[2]
+            if sender == "F" and message.startswith(("Query", "Parse")):
+                # Query "BEGIN", or Parse "" "SELECT ...": the first quoted SQL
+                asked = re.search(r'"([A-Za-z][^"]*)', message)[1][:60]
+            elif sender == "B" and message.startswith("ReadyForQuery"):
+                trips.append(asked)
+        trace.close()
 
 
 def stored_links(app) -> list[MagicLink]:

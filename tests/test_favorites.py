@@ -183,7 +183,8 @@ def test_sync_uses_the_same_number_of_statements_for_10_and_500_ids(client, head
     with count_statements(app) as large:
         sync(client, headers, [f"L{i}" for i in range(490)])
 
-    assert len(small) == len(large) == 4  # client, lock, version and current ids, one insert
+    # the ids held, read with the token's check; the lock; one upsert of the new ones
+    assert len(small) == len(large) == 3
 
 
 def test_list_and_delete_statement_counts(client, headers, app):
@@ -193,8 +194,8 @@ def test_list_and_delete_statement_counts(client, headers, app):
     with count_statements(app) as deleting:
         client.delete(f"{API}/A1", headers=headers)
 
-    assert len(listing) == 2  # client, version and ids
-    assert len(deleting) == 4  # client, lock, version and ids, tombstone
+    assert len(listing) == 1  # the token's check, the version and the ids, in one
+    assert len(deleting) == 3  # that read, the lock, the tombstone
 
 
 # --- authentication ------------------------------------------------------

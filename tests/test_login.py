@@ -417,3 +417,32 @@ def test_logout_everywhere_needs_to_know_who(client):
 @pytest.mark.parametrize("body", [{"all": "yes"}, {"all": 1}, [1]])
 def test_logout_rejects_a_bad_body(client, body):
     assert client.post(f"{API}/logout", json=body).status_code == 400
+
+
+@pytest.mark.parametrize("everywhere", [False, True])
+def test_every_favourites_request_refuses_an_ended_session_and_changes_nothing(
+    app, inbox, everywhere
+):
+    # The favourites reads check the token in the statement that reads the list:
+    # each path must still refuse it, the writes before touching anything.
+    client = app.test_client()
+    token = Auth(client, inbox).token("v@example.com")
+    headers = bearer(token)
+    assert client.post(f"{API}/sync", json={"favorites": ["A1", "B2"]}, headers=headers).status_code == 200
+    etag = client.get(API, headers=headers).headers["ETag"]
+    log_out(client, {"all": everywhere}, headers=headers)
+
+    answers = [
+        client.get(API, headers=headers),
+        client.get(API, headers={**headers, "If-None-Match": etag}),
+        client.get(API, headers=headers, query_string={"since": 0}),
+        client.post(f"{API}/sync", json={"favorites": ["A1"]}, headers=headers),
+        client.post(f"{API}/sync", json={"favorites": ["C3"]}, headers=headers),
+        client.delete(f"{API}/A1", headers=headers),
+    ]
+
+    assert [a.status_code for a in answers] == [401] * 6
+    assert {a.json["error"]["code"] for a in answers} == {"unauthorized"}
+    fresh = bearer(Auth(client, inbox).token("v@example.com"))
+    assert client.get(API, headers=fresh).json["favorites"] == ["A1", "B2"]
+    assert client.get(API, headers=fresh).json["version"] == 1

@@ -84,3 +84,39 @@ def test_a_connection_killed_mid_request_is_discarded_not_raised(app, client):
     # Leaving the app context above rolled back on the dead connection; it must not raise.
 
     assert client.get("/readyz").status_code == 200
+
+
+def drop_connections(app) -> None:
+    """Have PostgreSQL end every connection `app` holds, as a restart or failover would."""
+    import psycopg
+
+    from conftest import engine
+
+    url = engine(app).url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
+def test_a_read_on_a_connection_the_database_dropped_is_tried_again_on_a_new_one(client, auth, app):
+    headers = auth.headers("dropped@example.com")
+    client.post(f"{API}/sync", json={"favorites": ["A1"]}, headers=headers)
+    drop_connections(app)
+
+    listing = client.get(API, headers=headers)
+    drop_connections(app)
+    syncing = client.post(f"{API}/sync", json={"favorites": ["A1", "B2"]}, headers=headers)
+
+    assert listing.status_code == 200 and listing.json["favorites"] == ["A1"]
+    assert syncing.status_code == 200 and syncing.json["favorites"] == ["A1", "B2"]
+
+
+def test_a_write_on_a_dropped_connection_answers_503_and_the_next_one_works(client, app):
+    client.post(f"{API}/magic-link", json={"email": "first@example.com"})
+    drop_connections(app)
+
+    lost = client.post(f"{API}/magic-link", json={"email": "lost@example.com"})
+    again = client.post(f"{API}/magic-link", json={"email": "lost@example.com"})
+
+    assert lost.status_code == 503 and lost.json["error"]["code"] == "database_unavailable"
+    assert again.status_code == 202

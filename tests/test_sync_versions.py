@@ -1,4 +1,5 @@
 """Versioned favourites: three-way sync from a base version, tombstones, ETag and ?since."""
+import contextlib
 from datetime import timedelta
 
 import flask_migrate
@@ -378,7 +379,7 @@ def test_a_repeated_get_with_the_etag_answers_304(phone, app):
 
     assert again.status_code == 304 and again.get_data() == b""
     assert again.headers["ETag"] == etag
-    assert len(statements) == 2  # the client, the version
+    assert len(statements) == 1  # the token's check and the version
     assert first.headers["Cache-Control"] == "private, no-cache"
 
 
@@ -437,7 +438,7 @@ def test_since_beyond_reach_answers_the_whole_list(phone, app, runner, future):
     assert answer == {"success": True, "favorites": ["B2"], "version": phone.version, "reset": True}
 
 
-def test_each_read_costs_one_statement_beyond_authentication(phone, app):
+def test_each_read_costs_one_statement_authentication_included(phone, app):
     phone.sync([f"L{i}" for i in range(300)])
     phone.delete("L7")
     with count_statements(app) as listing:
@@ -447,7 +448,7 @@ def test_each_read_costs_one_statement_beyond_authentication(phone, app):
     with count_statements(app) as reset:
         phone.get(query_string={"since": 99})
 
-    assert len(listing) == len(changes) == len(reset) == 2
+    assert len(listing) == len(changes) == len(reset) == 1
 
 
 def test_a_three_way_sync_costs_the_same_for_10_and_500_ids(client, auth, app):
@@ -462,9 +463,10 @@ def test_a_three_way_sync_costs_the_same_for_10_and_500_ids(client, auth, app):
     with count_statements(app) as unchanged:
         laptop.sync()
 
-    # client, lock, version and rows, one upsert of the changed rows, the session's base
-    assert len(small) == len(large) == 5
-    assert len(unchanged) == 4
+    # the rows, read with the token's check; the lock; one upsert of the changed rows;
+    # the session's base. A sync that changes nothing only reads.
+    assert len(small) == len(large) == 4
+    assert len(unchanged) == 1
 
 
 def test_a_login_with_a_session_costs_one_more_statement(auth, inbox, client, app):
@@ -581,3 +583,49 @@ def test_upgrading_keeps_favourites_and_downgrading_drops_tombstones(backend):
 
     assert [tuple(row) for row in rows] == [("A1", 0, 0, None, "0"), ("B2", 0, 0, None, "0")]
     assert left == ["A1"]
+
+
+# --- a change between a sync's read and its lock ------------------------------------
+
+
+@contextlib.contextmanager
+def just_before_the_lock(app, change):
+    """Run `change` (another device's request) once, between a sync's read and its lock."""
+    from conftest import engine
+
+    pending = [change]
+
+    def before(conn, cursor, statement, *args):
+        if pending and ("pg_advisory_xact_lock" in statement or "BEGIN IMMEDIATE" in statement):
+            pending.pop()()
+
+    sa.event.listen(engine(app), "before_cursor_execute", before)
+    try:
+        yield
+    finally:
+        sa.event.remove(engine(app), "before_cursor_execute", before)
+
+
+@pytest.mark.parametrize("base", [False, True])
+def test_a_change_committed_between_a_syncs_read_and_its_lock_is_merged_not_overwritten(
+    app, phone, laptop, base
+):
+    phone.sync(["A1"])
+    laptop.sync()
+    with just_before_the_lock(app, lambda: laptop.sync(["A1", "B2"])):
+        answer = phone.sync(["A1", "C3"], base=base)
+
+    # The phone's plan from version 1 was stale: planned again under the lock, its
+    # change gets a version of its own, after the laptop's.
+    assert (answer["favorites"], answer["version"]) == (["A1", "B2", "C3"], 3)
+    since_laptop = phone.get(query_string={"since": 2}).json
+    assert (since_laptop["added"], since_laptop["removed"]) == (["C3"], [])
+
+
+def test_a_removal_racing_a_sync_between_its_read_and_lock_keeps_both(app, phone, laptop):
+    phone.sync(["A1", "B2"])
+    laptop.sync()
+    with just_before_the_lock(app, lambda: laptop.sync(["A1", "B2", "C3"])):
+        answer = phone.delete("A1")
+
+    assert (answer["favorites"], answer["version"]) == (["B2", "C3"], 3)

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 from flask import Flask
@@ -15,6 +17,7 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from .state import state
 
 log = logging.getLogger("favsync")
+T = TypeVar("T")
 
 TABLE_PREFIX = "favsync_"
 MIGRATIONS_DIRECTORY = str(Path(__file__).parent / "migrations")
@@ -68,6 +71,58 @@ def dialect_name() -> str:
     return session().get_bind().dialect.name
 
 
+_READING_ALONE = "favsync.reading_alone"  # session.info: its connection is in autocommit
+
+
+def read(statement, values: dict | None = None) -> list[sa.Row]:
+    """Run a read, as cheaply as the database allows, and survive a restart of it.
+
+    When the session has no transaction yet, the read runs alone (autocommit): no
+    BEGIN and ROLLBACK round trips around it, and when the pooled connection turns
+    out dead (the database restarted since it was opened) it runs once more on a new
+    one. Inside a transaction it runs there, and a lost connection is the caller's
+    503: what the transaction did before is gone.
+    """
+    db = session()()  # this request's Session itself, behind the scoped proxy
+    if db.in_transaction():
+        return db.execute(statement, values).all()
+
+    def alone() -> list[sa.Row]:
+        # Core on the session's connection: nothing pending to flush in a new session,
+        # and the ORM's per-statement bookkeeping is not needed for plain rows.
+        if db.get_bind().dialect.name == "sqlite":  # pysqlite begins only before writes
+            return db.connection().execute(statement, values).all()
+        connection = db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        db.info[_READING_ALONE] = True
+        return connection.execute(statement, values).all()
+
+    return again_if_disconnected(alone, db.rollback)
+
+
+def begin_writes() -> None:
+    """End the reads that ran alone, so that the next statement begins a transaction."""
+    db = session()
+    if db.info.pop(_READING_ALONE, False):
+        db.commit()  # nothing to commit: hands the autocommit connection back
+
+
+def again_if_disconnected(attempt: Callable[[], T], reset: Callable[[], None]) -> T:
+    """Run `attempt`; if its connection was found dead, `reset` and run it once more.
+
+    SQLAlchemy's optimistic disconnect handling: a disconnect error invalidates the
+    connection and every other one the pool opened before it, so the second
+    attempt connects anew. Only for what is safe to repeat (reads).
+    """
+    try:
+        return attempt()
+    except sa.exc.DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("database connection lost; trying again on a new one")
+        reset()
+        return attempt()
+
+
 def insert(table):
     """An INSERT that supports ON CONFLICT on this app's database."""
     if dialect_name() == "postgresql":
@@ -118,7 +173,9 @@ def own_database(app: Flask, uri: str | None) -> SQLAlchemy:
         uri = f"sqlite:///{Path(app.instance_path) / 'favsync.sqlite3'}"
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.setdefault("SQLALCHEMY_DATABASE_URI", uri)
-    options = {"pool_pre_ping": True}
+    # No pool_pre_ping: it costs every request a round trip. A connection the
+    # database dropped is found when used, and reads try again (`read`).
+    options = {}
     if uri.startswith("sqlite"):
         # Writers queue on SQLite's single write lock instead of failing at once.
         options["connect_args"] = {"timeout": 30}
@@ -135,7 +192,7 @@ def own_database(app: Flask, uri: str | None) -> SQLAlchemy:
             db.session.remove()
         except sa.exc.DBAPIError:
             # The database went away mid-request (a restart, a failover): rolling back
-            # on the dead connection fails, so drop it; pre-ping replaces it later.
+            # on the dead connection fails, so drop it; the pool opens a new one.
             log.warning("database connection lost; discarding it")
             db.session().invalidate()
             db.session.remove()

@@ -72,6 +72,11 @@ def unauthorized(message: str, code: str = "unauthorized") -> ApiError:
     return ApiError(401, code, message, headers={"WWW-Authenticate": "Bearer"})
 
 
+def token_no_longer_valid() -> ApiError:
+    """A well-signed auth token whose client, brokerage or session is gone (or logged out)."""
+    return unauthorized("The auth token is no longer valid here; sign in again.")
+
+
 def invalid_refresh_token(message: str = "The refresh token is not valid; sign in again.") -> ApiError:
     return unauthorized(message, "invalid_refresh_token")
 

@@ -4,7 +4,7 @@ import re
 from flask import Blueprint, g, request
 
 from . import schemas
-from .auth import auth_required
+from .auth import credentials_required
 from .mounting import mount_root
 from .signals import favorites_changed, notify
 from .state import settings
@@ -16,18 +16,18 @@ bp = Blueprint("favorites", __name__)
 REVALIDATE = {"Cache-Control": "private, no-cache"}
 
 
-@auth_required
+@credentials_required
 def list_favorites():
     """Return the client's favourites, oldest first; with ?since=N, what changed since version N."""
     since = schemas.query(schemas.ListingQuery).since
     if since is not None:
-        changes = changes_since(g.client_id, since)
+        changes = changes_since(g.credentials, since)
         if isinstance(changes, Listing):  # N is older than the kept tombstones, or unknown
             return {"success": True, "favorites": changes.favorites, "version": changes.version,
                     "reset": True}
         return {"success": True, "version": changes.version, "added": changes.added,
                 "removed": changes.removed}
-    listing = current(g.client_id, unless=_versions_the_device_holds())
+    listing = current(g.credentials, unless=_versions_the_device_holds())
     headers = {"ETag": f'"{_etag(listing.version)}"', **REVALIDATE}
     if request.if_none_match.contains_weak(_etag(listing.version)):
         return "", 304, headers
@@ -41,7 +41,7 @@ bp.record(
 
 
 @bp.post("/sync")
-@auth_required
+@credentials_required
 def sync_favorites():
     """Merge the device's favourites three ways from its base version, else union-merge them."""
     limit = settings().max_favorites
@@ -52,7 +52,7 @@ def sync_favorites():
         base_version=body.base_version,
         session_id=schemas.header("X-Session-ID", schemas.SessionId),
     )
-    merged = merge_favorites(g.client_id, device, limit)
+    merged = merge_favorites(g.credentials, device, limit)
     if merged.added or merged.removed:
         notify(favorites_changed, client_id=g.client_id, added=merged.added, removed=merged.removed)
     return {"success": True, "favorites": merged.favorites, "version": merged.version,
@@ -60,11 +60,11 @@ def sync_favorites():
 
 
 @bp.delete("/<listing_id>")
-@auth_required
+@credentials_required
 def delete_favorite(listing_id: str):
     """Remove one favourite; removing one that is not there also succeeds."""
     schemas.path("listing_id", listing_id, schemas.ListingId)
-    listing, removed = remove_favorite(g.client_id, listing_id)
+    listing, removed = remove_favorite(g.credentials, listing_id)
     if removed:
         notify(favorites_changed, client_id=g.client_id, added=[], removed=[listing_id])
     return {"success": True, "favorites": listing.favorites, "version": listing.version}

@@ -4,7 +4,7 @@ from flask import Blueprint
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import outbox
-from .database import session
+from .database import again_if_disconnected, session
 from .state import state
 from .worker import broker_reachable
 
@@ -27,9 +27,7 @@ def readyz():
     failing = []
     delivery = {}
     try:
-        # Its own connection, so a dead one never lingers in the request's session.
-        with session().get_bind().connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
+        again_if_disconnected(_ping, reset=lambda: None)
         delivery["oldest_undelivered_seconds"] = outbox.oldest_queued_age()
     except SQLAlchemyError:
         failing.append("database")
@@ -40,3 +38,9 @@ def readyz():
     if failing:
         return {"status": "unavailable", "failing": failing, "delivery": delivery}, 503
     return {"status": "ok", "delivery": delivery}
+
+
+def _ping() -> None:
+    # Its own connection, so a dead one never lingers in the request's session.
+    with session().get_bind().connect() as connection:
+        connection.execute(sa.text("SELECT 1"))

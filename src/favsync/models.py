@@ -1,7 +1,9 @@
 """favsync's tables as mapped classes, with the small per-row queries and rules they own."""
 from __future__ import annotations
 
+import functools
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -44,7 +46,7 @@ class Brokerage(Base):
         cached = _brokerage_cache.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        brokerage = session().execute(cls._of_host(host, cls.id, cls.name)).first()
+        brokerage = session().execute(cls._of_domain(cls.domain_of(host), cls.id, cls.name)).first()
         if brokerage is None:
             raise not_configured()
         _brokerage_cache[key] = (time.monotonic() + BROKERAGE_CACHE_SECONDS, brokerage)
@@ -56,13 +58,18 @@ class Brokerage(Base):
         _brokerage_cache.clear()
 
     @classmethod
-    def id_of_host(cls, host: str):
-        """The brokerage id of `host`, as a scalar subquery (to fold into another statement)."""
-        return cls._of_host(host, cls.id).scalar_subquery()
+    def id_of_domain(cls, domain):
+        """The brokerage id of a host's `domain` (a value or SQL), as a scalar subquery
+        (to fold into another statement)."""
+        return cls._of_domain(domain, cls.id).scalar_subquery()
+
+    @staticmethod
+    def domain_of(host: str) -> str:
+        """The domain a brokerage is found by: the Host header without its port."""
+        return host.rsplit(":", 1)[0].lower() if not host.endswith("]") else host.lower()
 
     @classmethod
-    def _of_host(cls, host: str, *columns):
-        domain = host.rsplit(":", 1)[0].lower() if not host.endswith("]") else host.lower()
+    def _of_domain(cls, domain, *columns):
         return (
             sa.select(*columns)
             .where(sa.or_(cls.domain == domain, cls.id == DEFAULT_BROKERAGE_ID))
@@ -104,25 +111,61 @@ class Client(Base):
         return session().execute(statement).one()
 
     @classmethod
-    def authenticated(
-        cls, client_id: int, brokerage_id: int, email: str, issued_at: int, *,
-        session_id: str, host: str,
-    ) -> int | None:
-        """Return the id of the client a valid auth token names, if it exists, belongs to
-        the brokerage of `host`, and its session was not logged out since.
+    def holding(cls) -> sa.ColumnElement[bool]:
+        """As SQL: this is the client some credentials name, in the brokerage of their host,
+        their token newer than a log out everywhere, and their session not ended.
 
-        One statement: every authenticated request pays for this.
+        Bound by `Credentials.values()`: built once, the statements that use it are reused.
         """
-        return session().scalar(
-            sa.select(cls.id).where(
-                cls.id == client_id,
-                cls.brokerage_id == brokerage_id,
-                cls.brokerage_id == Brokerage.id_of_host(host),  # the tenant is the host's
-                cls.email == email,
-                cls.tokens_valid_after <= issued_at,
-                RefreshToken.session_live(session_id, cls.id, utcnow()),
-            )
+        return sa.and_(
+            cls.id == sa.bindparam("client_id"),
+            cls.brokerage_id == sa.bindparam("brokerage_id"),
+            cls.brokerage_id == Brokerage.id_of_domain(sa.bindparam("domain")),  # the host's tenant
+            cls.email == sa.bindparam("email"),
+            cls.tokens_valid_after <= sa.bindparam("issued_at"),
+            RefreshToken.session_live(
+                sa.bindparam("sid"), cls.id, sa.bindparam("now", type_=UTCDateTime)
+            ),
         )
+
+    @classmethod
+    def authenticated(cls, credentials: Credentials) -> int | None:
+        """Return the id of the client `credentials` name, if they still hold (one statement)."""
+        return session().scalar(_authenticated_query(), credentials.values())
+
+
+@functools.cache
+def _authenticated_query() -> sa.Select:
+    return sa.select(Client.id).where(Client.holding())
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a verified auth token says of its holder, and the host it was sent to.
+
+    Whether they still hold is `Client.holding`, a condition on the client's row:
+    a read of the client's favourites checks it in the same statement, so that a
+    signed-in read costs one round trip.
+    """
+
+    client_id: int
+    brokerage_id: int
+    email: str
+    issued_at: int
+    session_id: str
+    host: str
+
+    def values(self) -> dict:
+        """The values `Client.holding()` is bound to, now."""
+        return {
+            "client_id": self.client_id,
+            "brokerage_id": self.brokerage_id,
+            "domain": Brokerage.domain_of(self.host),
+            "email": self.email,
+            "issued_at": self.issued_at,
+            "sid": self.session_id,
+            "now": utcnow(),
+        }
 
 
 class MagicLink(Base):

@@ -9,6 +9,7 @@ union-merged, as seed 000 does.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,12 +18,16 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
 from . import outbox
-from .database import insert, serialize, session, utcnow
-from .errors import too_many_favorites
-from .models import Client, Favorite, SyncSession
+from .database import UTCDateTime, begin_writes, insert, read, serialize, session, utcnow
+from .errors import too_many_favorites, token_no_longer_valid
+from .models import Client, Credentials, Favorite, SyncSession
 
 UNION = "union"
 THREE_WAY = "three-way"
+
+# Whose favourites: a client id the caller vouches for (it just signed them in), or
+# a request's credentials, checked by the statement that reads the favourites.
+Whose = int | Credentials
 
 
 @dataclass(frozen=True)
@@ -68,25 +73,16 @@ def listing_ids(client_id: int) -> list[str]:
     return current(client_id).favorites
 
 
-def current(client_id: int, *, unless: Collection[int] = ()) -> Listing:
+def current(client: Whose, *, unless: Collection[int] = ()) -> Listing:
     """Return the client's favourites and version; skip reading the list if the version is in `unless`."""
-    state = _State.read(
-        client_id,
-        lambda latest: sa.and_(Favorite.live(), latest.not_in(unless) if unless else sa.true()),
-    )
+    state = _State.read(client, _live_unless, unless=list(unless)) if unless else _State.read(client, _live)
     favorites = None if state.version in unless else state.live_ids()
     return Listing(state.version, favorites)
 
 
-def changes_since(client_id: int, version: int) -> Changes | Listing:
+def changes_since(client: Whose, version: int) -> Changes | Listing:
     """Return what changed since `version`, or the whole list if that version is beyond reach."""
-    state = _State.read(
-        client_id,
-        lambda latest: sa.or_(
-            Favorite.version > version,
-            sa.and_(Favorite.live(), sa.or_(Client.favorites_horizon > version, latest < version)),
-        ),
-    )
+    state = _State.read(client, _changed_since, since=version)
     if not state.reaches(version):
         return Listing(state.version, state.live_ids())
     rows = [row for row in state.rows.values() if row.version > version]
@@ -97,53 +93,73 @@ def changes_since(client_id: int, version: int) -> Changes | Listing:
     )
 
 
-def merge_favorites(client_id: int, device: DeviceList, limit: int) -> Merged:
+def merge_favorites(client: Whose, device: DeviceList, limit: int) -> Merged:
     """Merge a device's list: three ways from its base version if usable, else the union.
 
     Rejects the whole merge when it would leave more than `limit` favourites.
     """
-    db = session()
-    # Two devices syncing one client take turns: versions are handed out one at
-    # a time, and the limit check and the returned list are exact.
-    serialize(f"favorites:{client_id}")
-    state = _State.read(
-        client_id,
-        lambda _: sa.or_(Favorite.live(), Favorite.listing_id.in_(device.favorites)),
-        session_id=device.session_id,
+
+    def planned(state: _State) -> _Plan:
+        plan = _Plan(state)
+        base = device.base_version if device.base_version is not None else state.session_base
+        if base is not None and state.reaches(base):
+            plan.merge = THREE_WAY
+            plan.merge_three_ways(device, base)
+        else:
+            plan.add_missing(device.favorites)
+        if len(plan.favorites()) > limit:
+            raise too_many_favorites(limit, len(plan.favorites()))
+        return plan
+
+    plan = _change(
+        lambda: _State.read(
+            client, _live_or_sent, sent=device.favorites, browser_session=device.session_id
+        ),
+        planned,
     )
-    base = device.base_version if device.base_version is not None else state.session_base
-    plan = _Plan(state)
-    if base is not None and state.reaches(base):
-        merge = THREE_WAY
-        plan.merge_three_ways(device, base)
-    else:
-        merge = UNION
-        plan.add_missing(device.favorites)
-    favorites = plan.favorites()
-    if len(favorites) > limit:
-        db.rollback()
-        raise too_many_favorites(limit, len(favorites))
-    plan.write()
-    if device.session_id is not None:
+    client_id = plan.state.client_id
+    if device.session_id is not None and plan.state.session_base != plan.version:
         _remember(client_id, device.session_id, plan.version, plan.now)
     _changed(client_id, added=plan.added, removed=plan.removed)
-    db.commit()
-    return Merged(plan.version, favorites, merge, plan.added, plan.removed)
+    session().commit()
+    return Merged(plan.version, plan.favorites(), plan.merge, plan.added, plan.removed)
 
 
-def remove_favorite(client_id: int, listing_id: str) -> tuple[Listing, bool]:
+def remove_favorite(client: Whose, listing_id: str) -> tuple[Listing, bool]:
     """Remove one favourite if present, keeping its tombstone; return (what remains, whether it was there)."""
-    db = session()
-    serialize(f"favorites:{client_id}")
-    state = _State.read(client_id, lambda _: Favorite.live())
-    plan = _Plan(state)
-    present = listing_id in state.rows
+
+    def planned(state: _State) -> _Plan:
+        plan = _Plan(state)
+        if listing_id in state.rows:
+            plan.remove(state.rows[listing_id])
+        return plan
+
+    plan = _change(lambda: _State.read(client, _live), planned)
+    present = bool(plan.removed)
     if present:
-        plan.remove(state.rows[listing_id])
-        plan.write()
-        _changed(client_id, added=[], removed=[listing_id])
-    db.commit()
+        _changed(plan.state.client_id, added=[], removed=[listing_id])
+    session().commit()
     return Listing(plan.version, plan.favorites()), present
+
+
+def _change(read_state: Callable[[], _State], plan_for: Callable[[_State], _Plan]) -> _Plan:
+    """Plan a change from a read; if it changes anything, write it under the client's lock.
+
+    The read runs alone, outside a transaction: a sync that changes nothing costs
+    one round trip. Two devices syncing one client take turns at the lock, so
+    versions are handed out one at a time; the write happens only if no one
+    changed the favourites between the read and the lock, else the change is
+    planned again from a read under the lock, where no one can.
+    """
+    plan = plan_for(read_state())
+    if not plan.changes:
+        return plan
+    begin_writes()
+    serialize(f"favorites:{plan.state.client_id}")
+    if not plan.write(if_still=plan.state.version):
+        plan = plan_for(read_state())
+        plan.write()
+    return plan
 
 
 def forget_session(client_id: int, session_id: str) -> None:
@@ -193,15 +209,73 @@ def _greatest(a, b):
 _ALL_ROWS = aliased(Favorite)  # of the client, inside a query that reads some of its rows
 
 
-def _latest_version(client_id: int):
-    """The client's favourites version, as SQL: its newest row's, or its purge horizon."""
+def _latest_version():
+    """The version of the client in the enclosing statement's FROM, as SQL: its newest
+    row's, or its purge horizon."""
     rows = _ALL_ROWS
     newest = (
         sa.select(sa.func.coalesce(sa.func.max(rows.version), 0))
-        .where(rows.client_id == client_id)
+        .where(rows.client_id == Client.id)
         .scalar_subquery()
     )
     return _greatest(newest, Client.favorites_horizon)
+
+
+# Which of a client's rows a read needs, given its latest version (bound by name).
+def _live(latest):
+    return Favorite.live()
+
+
+def _live_unless(latest):  # none at all if the version is one of `unless`
+    return sa.and_(Favorite.live(), latest.not_in(sa.bindparam("unless", expanding=True)))
+
+
+def _changed_since(latest):  # what changed since `since`; all live ones if that is out of reach
+    since = sa.bindparam("since")
+    return sa.or_(
+        Favorite.version > since,
+        sa.and_(Favorite.live(), sa.or_(Client.favorites_horizon > since, latest < since)),
+    )
+
+
+def _live_or_sent(latest):  # and the rows, tombstones too, of the ids a device `sent`
+    return sa.or_(Favorite.live(), Favorite.listing_id.in_(sa.bindparam("sent", expanding=True)))
+
+
+@functools.cache
+def _read_query(which: Callable, checked: bool, browser_session: bool) -> sa.Select:
+    """A read of a client's version, horizon and the rows `which` selects, built once.
+
+    Building and hashing a statement costs a request more than the round trip it
+    makes; each request only binds its values.
+    """
+    latest = _latest_version()
+    session_base = (
+        sa.select(SyncSession.version)
+        .where(SyncSession.client_id == Client.id,
+               SyncSession.session_id == sa.bindparam("browser_session"))
+        .scalar_subquery()
+        if browser_session
+        else sa.null()
+    )
+    return (
+        sa.select(
+            latest.label("latest"),
+            Client.favorites_horizon,
+            session_base.label("session_base"),
+            Favorite.listing_id,
+            Favorite.id,
+            Favorite.created_at,
+            Favorite.version,
+            Favorite.added_version,
+            Favorite.live().label("live"),
+            Favorite.history,
+        )
+        .select_from(Client)
+        .outerjoin(Favorite, sa.and_(Favorite.client_id == Client.id, which(latest)))
+        .where(Client.holding() if checked else Client.id == sa.bindparam("client_id"))
+        .order_by(Favorite.added_version, Favorite.id)
+    )
 
 
 @dataclass(frozen=True)
@@ -216,39 +290,26 @@ class _State:
 
     @classmethod
     def read(
-        cls, client_id: int, which: Callable[[sa.ColumnElement], sa.ColumnElement],
-        *, session_id: str | None = None,
+        cls, client: Whose, which: Callable, *, browser_session: str | None = None, **values
     ) -> _State:
-        """Read the rows `which(latest version)` selects, with the client's version and horizon."""
-        latest = _latest_version(client_id)
-        session_base = (
-            sa.select(SyncSession.version)
-            .where(SyncSession.client_id == client_id, SyncSession.session_id == session_id)
-            .scalar_subquery()
-            if session_id is not None
-            else sa.null()
-        )
-        found = session().execute(
-            sa.select(
-                latest.label("latest"),
-                Client.favorites_horizon,
-                session_base.label("session_base"),
-                Favorite.listing_id,
-                Favorite.id,
-                Favorite.created_at,
-                Favorite.version,
-                Favorite.added_version,
-                Favorite.live().label("live"),
-                Favorite.history,
-            )
-            .select_from(Client)
-            .outerjoin(Favorite, sa.and_(Favorite.client_id == Client.id, which(latest)))
-            .where(Client.id == client_id)
-            .order_by(Favorite.added_version, Favorite.id)
-        ).all()
+        """Read the rows `which` selects (bound to `values`), with the client's version and
+        horizon, and the base version of the browser session, if named.
+
+        Given credentials, the same statement checks them: raise 401 when they no longer hold.
+        """
+        checked = isinstance(client, Credentials)
+        if checked:
+            values.update(client.values())
+        else:
+            values["client_id"] = client
+        if browser_session is not None:
+            values["browser_session"] = browser_session
+        found = read(_read_query(which, checked, browser_session is not None), values)
+        if not found and checked:
+            raise token_no_longer_valid()
         first = found[0] if found else None
         return cls(
-            client_id=client_id,
+            client_id=values["client_id"],
             version=first.latest if first else 0,
             horizon=first.favorites_horizon if first else 0,
             session_base=first.session_base if first else None,
@@ -284,6 +345,16 @@ def toggled(history: str, version: int, horizon: int) -> str:
     return " ".join(str(toggle) for toggle in [*kept, *(t for t in toggles if t > horizon), version])
 
 
+@dataclass(frozen=True)
+class _Change:
+    """One row as a change writes it (at the change's version)."""
+
+    created_at: datetime
+    added_version: int
+    removed: bool
+    history: str
+
+
 class _Plan:
     """The rows one sync or removal changes, all written at the next version, in one statement."""
 
@@ -291,13 +362,14 @@ class _Plan:
         self.state = state
         self.now = utcnow()
         self.next_version = state.version + 1
-        self.values: dict[str, dict] = {}  # by listing id: the row to upsert
+        self.merge = UNION
+        self.changes: dict[str, _Change] = {}  # by listing id
         self.added: list[str] = []  # ids that became favourites
         self.removed: list[str] = []  # ids that stopped being ones
 
     @property
     def version(self) -> int:
-        return self.next_version if self.values else self.state.version
+        return self.next_version if self.changes else self.state.version
 
     def add_missing(self, incoming: list[str]) -> None:
         """Union: add every id the client does not hold."""
@@ -335,55 +407,82 @@ class _Plan:
             )
             created_at = self.now
             self.added.append(listing_id)
-        self._change(listing_id, created_at, self.next_version, None, history)
+        self.changes[listing_id] = _Change(created_at, self.next_version, False, history)
 
     def remove(self, row: sa.Row) -> None:
         history = toggled(row.history, self.next_version, self.state.horizon)
-        self._change(row.listing_id, row.created_at, row.added_version, self.now, history)
+        self.changes[row.listing_id] = _Change(row.created_at, row.added_version, True, history)
         self.removed.append(row.listing_id)
-
-    def _change(self, listing_id, created_at, added_version, removed_at, history) -> None:
-        self.values[listing_id] = {
-            "client_id": self.state.client_id,
-            "listing_id": listing_id,
-            "created_at": created_at,
-            "version": self.next_version,
-            "added_version": added_version,
-            "removed_at": removed_at,
-            "history": history,
-        }
 
     def favorites(self) -> list[str]:
         """The favourites after the change, in the order the database lists them."""
         order = {
             listing_id: (row.added_version, row.id, 0)
             for listing_id, row in self.state.rows.items()
-            if row.live and listing_id not in self.values
+            if row.live and listing_id not in self.changes
         }
-        for index, (listing_id, values) in enumerate(self.values.items()):
-            if values["removed_at"] is None:
+        for index, (listing_id, change) in enumerate(self.changes.items()):
+            if not change.removed:
                 row = self.state.rows.get(listing_id)
                 # A new row's id comes after every existing one, in insertion order.
-                order[listing_id] = (values["added_version"], row.id if row else float("inf"), index)
+                order[listing_id] = (change.added_version, row.id if row else float("inf"), index)
         return sorted(order, key=order.__getitem__)
 
-    def write(self) -> None:
-        if not self.values:
-            return
-        statement = insert(Favorite).values(list(self.values.values()))
-        session().execute(
+    def write(self, *, if_still: int | None = None) -> bool:
+        """Upsert the changed rows in one statement; given `if_still`, only while the
+        client's version is still that one. Return whether the rows were written."""
+        if not self.changes:
+            return True
+        client_id = self.state.client_id
+        incoming = sa.values(
+            sa.column("listing_id", sa.String),
+            sa.column("created_at", UTCDateTime),
+            sa.column("added_version", sa.Integer),
+            sa.column("removed", sa.Boolean),
+            sa.column("history", sa.String),
+            name="incoming",
+        ).data([
+            (listing_id, change.created_at, change.added_version, change.removed, change.history)
+            for listing_id, change in self.changes.items()
+        ])
+        # The VALUES list nested in the SELECT: pysqlite counts an INSERT's rows only
+        # when the statement starts with INSERT (not WITH).
+        rows = sa.select(incoming.cte("incoming", nesting=True)).subquery("rows")
+        unchanged = sa.true() if if_still is None else _latest_version() == if_still
+        statement = insert(Favorite).from_select(
+            ["client_id", "listing_id", "created_at", "version", "added_version", "removed_at",
+             "history"],
+            sa.select(
+                Client.id,
+                rows.c.listing_id,
+                rows.c.created_at,
+                sa.literal(self.next_version),
+                rows.c.added_version,
+                sa.case((rows.c.removed, sa.literal(self.now, UTCDateTime))),
+                rows.c.history,
+            )
+            .select_from(rows.join(Client, Client.id == client_id))
+            .where(unchanged),
+        )
+        written = session().execute(
             statement.on_conflict_do_update(
                 index_elements=["client_id", "listing_id"],
                 set_={
                     name: statement.excluded[name]
                     for name in ("created_at", "version", "added_version", "removed_at", "history")
                 },
-            )
+            ),
+            execution_options={"preserve_rowcount": True},  # SQLAlchemy keeps an INSERT's only if asked
         )
+        return written.rowcount > 0
 
 
 def _remember(client_id: int, session_id: str, version: int, now: datetime) -> None:
-    """Keep the version a sync answered a browser session: its base next time."""
+    """Keep the version a sync answered a browser session: its base next time.
+
+    Never moves back: a sync that changed nothing writes this outside the lock,
+    and may race a newer one.
+    """
     statement = insert(SyncSession).values(
         client_id=client_id, session_id=session_id, version=version, updated_at=now
     )
@@ -391,6 +490,7 @@ def _remember(client_id: int, session_id: str, version: int, now: datetime) -> N
         statement.on_conflict_do_update(
             index_elements=["client_id", "session_id"],
             set_={"version": statement.excluded.version, "updated_at": statement.excluded.updated_at},
+            where=SyncSession.version <= statement.excluded.version,
         )
     )
 

@@ -1,0 +1,75 @@
+"""What the read path costs on PostgreSQL, counted off the wire: one round trip per read.
+
+Statement counts (tests/test_favorites.py) hold on both backends; these count what
+psycopg actually waits for, BEGIN and COMMIT included.
+"""
+import os
+
+import pytest
+
+from conftest import API, bearer, count_round_trips
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("FAVSYNC_TEST_BACKEND", "sqlite") != "postgres",
+    reason="needs PostgreSQL: make test-postgres",
+)
+
+
+@pytest.fixture
+def headers(auth):
+    return auth.headers("trips@example.com")
+
+
+def sync(client, headers, ids, **kwargs):
+    return client.post(f"{API}/sync", json={"favorites": ids}, headers=headers, **kwargs)
+
+
+def test_a_read_is_one_round_trip_with_no_transaction_around_it(client, headers, app):
+    sync(client, headers, ["A1", "B2"])
+    with count_round_trips(app) as listing:
+        etag = client.get(API, headers=headers).headers["ETag"]
+    with count_round_trips(app) as unchanged:
+        assert client.get(API, headers={**headers, "If-None-Match": etag}).status_code == 304
+    with count_round_trips(app) as changes:
+        client.get(API, headers=headers, query_string={"since": 0})
+
+    for trips in (listing, unchanged, changes):
+        assert len(trips) == 1 and trips[0].startswith("SELECT"), trips
+
+
+def test_a_sync_that_changes_nothing_only_reads(client, headers, app):
+    sync(client, headers, [f"L{i}" for i in range(10)])
+    with count_round_trips(app) as trips:
+        assert sync(client, headers, [f"L{i}" for i in range(10)]).json["version"] == 1
+
+    assert len(trips) == 1 and trips[0].startswith("SELECT"), trips
+
+
+@pytest.mark.parametrize("count", [10, 500])
+def test_a_sync_that_adds_reads_then_locks_and_writes_once(client, headers, app, count):
+    client.get(API, headers=headers)  # its pooled connection read alone: the write still begins
+    with count_round_trips(app) as trips:
+        assert sync(client, headers, [f"L{i}" for i in range(count)]).status_code == 200
+
+    assert [trip.split()[0] for trip in trips] == ["SELECT", "BEGIN", "SELECT", "INSERT", "COMMIT"]
+    assert "pg_advisory_xact_lock" in trips[2]
+
+
+def test_a_removal_reads_then_locks_and_writes_once(client, headers, app):
+    sync(client, headers, ["A1", "B2"])
+    with count_round_trips(app) as trips:
+        client.delete(f"{API}/A1", headers=headers)
+    with count_round_trips(app) as absent:
+        client.delete(f"{API}/A1", headers=headers)
+
+    assert [trip.split()[0] for trip in trips] == ["SELECT", "BEGIN", "SELECT", "INSERT", "COMMIT"]
+    assert len(absent) == 1
+
+
+def test_a_token_for_an_ended_session_is_refused_in_that_one_round_trip(client, auth, app):
+    headers = auth.headers("ended@example.com")
+    client.post(f"{API}/logout", json={}, headers=headers)
+    with count_round_trips(app) as trips:
+        assert client.get(API, headers=headers).status_code == 401
+
+    assert len(trips) == 1
