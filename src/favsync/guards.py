@@ -18,23 +18,27 @@ from .state import settings
 
 
 def protect(bp: Blueprint) -> None:
-    """Guard every request to `bp` and add favsync's headers to every answer."""
-    bp.before_request(limit_body_size)
-    bp.before_request(require_trusted_host)
-    bp.after_request(add_cors_headers)
-    bp.after_request(add_security_headers)
+    """Guard every request to `bp` and add favsync's headers to every answer.
+
+    One hook each way: Flask's per-hook dispatch costs more than what they do.
+    """
+    bp.before_request(guard_request)
+    bp.after_request(finish_answer)
 
 
-def limit_body_size() -> None:
-    # Per request, so favsync's limit never changes the host's MAX_CONTENT_LENGTH.
-    request.max_content_length = settings().max_body_bytes
-
-
-def require_trusted_host() -> None:
-    """Refuse a Host header outside FAVSYNC_TRUSTED_HOSTS (unset: debug and testing only)."""
-    trusted = settings().trusted_hosts
-    if trusted and not host_is_trusted(request.host, trusted):
+def guard_request() -> None:
+    """Refuse a Host header outside FAVSYNC_TRUSTED_HOSTS (unset: debug and testing only),
+    and bodies over FAVSYNC_MAX_BODY_BYTES."""
+    current = settings()
+    if current.trusted_hosts and not host_is_trusted(request.host, current.trusted_hosts):
         raise unknown_host(request.host)
+    # Per request, so favsync's limit never changes the host's MAX_CONTENT_LENGTH.
+    request.max_content_length = current.max_body_bytes
+
+
+def finish_answer(response: Response) -> Response:
+    """CORS for the listed origins, and no content sniffing."""
+    return add_security_headers(add_cors_headers(response))
 
 
 def add_security_headers(response: Response) -> Response:

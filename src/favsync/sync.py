@@ -113,7 +113,8 @@ def merge_favorites(client: Whose, device: DeviceList, limit: int) -> Merged:
 
     plan = _change(
         lambda: _State.read(
-            client, _live_or_sent, sent=device.favorites, browser_session=device.session_id
+            client, _live_or_sent, sent=device.favorites, browser_session=device.session_id,
+            planning=True,
         ),
         planned,
     )
@@ -134,7 +135,7 @@ def remove_favorite(client: Whose, listing_id: str) -> tuple[Listing, bool]:
             plan.remove(state.rows[listing_id])
         return plan
 
-    plan = _change(lambda: _State.read(client, _live), planned)
+    plan = _change(lambda: _State.read(client, _live, planning=True), planned)
     present = bool(plan.removed)
     if present:
         _changed(plan.state.client_id, added=[], removed=[listing_id])
@@ -243,11 +244,12 @@ def _live_or_sent(latest):  # and the rows, tombstones too, of the ids a device 
 
 
 @functools.cache
-def _read_query(which: Callable, checked: bool, browser_session: bool) -> sa.Select:
+def _read_query(which: Callable, checked: bool, browser_session: bool, planning: bool) -> sa.Select:
     """A read of a client's version, horizon and the rows `which` selects, built once.
 
     Building and hashing a statement costs a request more than the round trip it
-    makes; each request only binds its values.
+    makes; each request only binds its values. Only a change (`planning`) needs
+    more of each row than its id, version and whether it is live.
     """
     latest = _latest_version()
     session_base = (
@@ -264,12 +266,10 @@ def _read_query(which: Callable, checked: bool, browser_session: bool) -> sa.Sel
             Client.favorites_horizon,
             session_base.label("session_base"),
             Favorite.listing_id,
-            Favorite.id,
-            Favorite.created_at,
             Favorite.version,
-            Favorite.added_version,
             Favorite.live().label("live"),
-            Favorite.history,
+            *((Favorite.id, Favorite.created_at, Favorite.added_version, Favorite.history)
+              if planning else ()),
         )
         .select_from(Client)
         .outerjoin(Favorite, sa.and_(Favorite.client_id == Client.id, which(latest)))
@@ -290,7 +290,8 @@ class _State:
 
     @classmethod
     def read(
-        cls, client: Whose, which: Callable, *, browser_session: str | None = None, **values
+        cls, client: Whose, which: Callable, *, browser_session: str | None = None,
+        planning: bool = False, **values,
     ) -> _State:
         """Read the rows `which` selects (bound to `values`), with the client's version and
         horizon, and the base version of the browser session, if named.
@@ -304,7 +305,7 @@ class _State:
             values["client_id"] = client
         if browser_session is not None:
             values["browser_session"] = browser_session
-        found = read(_read_query(which, checked, browser_session is not None), values)
+        found = read(_read_query(which, checked, browser_session is not None, planning), values)
         if not found and checked:
             raise token_no_longer_valid()
         first = found[0] if found else None
