@@ -37,8 +37,8 @@ REVALIDATE = {"Cache-Control": "private, no-cache"}
 
 # The client check and its live favourites with its version, in one statement.
 # The version is the newest of ALL its rows (tombstones too) or its purge
-# horizon; the subquery names the client by parameter, not by c.id, so that
-# PostgreSQL runs it once (an InitPlan), not once per favourite.
+# horizon. The subqueries name the client by parameter, not by c.id (the same
+# client), so that PostgreSQL runs each once (an InitPlan), not once per favourite.
 READ = """
 SELECT greatest((SELECT coalesce(max(a.version), 0) FROM favsync_favorites a
                  WHERE a.client_id = %(client)s), c.favorites_horizon),
@@ -53,7 +53,7 @@ WHERE c.id = %(client)s
   AND c.email = %(email)s
   AND c.tokens_valid_after <= %(iat)s
   AND EXISTS (SELECT 1 FROM favsync_refresh_tokens r
-              WHERE r.family = %(sid)s AND r.client_id = c.id
+              WHERE r.family = %(sid)s AND r.client_id = %(client)s
                 AND r.revoked_at IS NULL AND r.expires_at > now())
 ORDER BY f.added_version, f.id
 """
