@@ -33,6 +33,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jwt
 import psycopg
@@ -83,9 +84,17 @@ def create_database(name: str) -> str:
     return f"{ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
 
 
-def drop_database(name: str) -> None:
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def drop_database(name: str, tries: int = 30) -> None:
+    """Drop the database, waiting out a PostgreSQL restart (others' tests may restart it)."""
+    for attempt in range(tries):
+        try:
+            with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except psycopg.OperationalError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(1)
 
 
 def seed(dsn: str) -> None:
@@ -155,6 +164,12 @@ def plan(dsn: str) -> str:
         return "\n".join(row[0] for row in rows)
 
 
+def postgres_started() -> str:
+    """When the PostgreSQL server started: a restart during a run makes it invalid."""
+    with psycopg.connect(ADMIN_DSN) as db:
+        return str(db.execute("SELECT pg_postmaster_start_time()").fetchone()[0])
+
+
 def row_count(dsn: str) -> int:
     with psycopg.connect(dsn) as db:
         return db.execute("SELECT count(*) FROM favsync_favorites").fetchone()[0]
@@ -221,6 +236,11 @@ class Target:
     app: str
     dsn: str
     port: int = 0
+    log: Any = None  # gunicorn's stderr (the apps' errors too), kept for the report
+
+    def log_tail(self, lines: int = 25) -> str:
+        self.log.seek(0)
+        return "\n".join(self.log.read().decode(errors="replace").splitlines()[-lines:])
 
 
 def server_env(target: Target, env: dict, model: WorkerModel) -> dict:
@@ -232,7 +252,7 @@ def server_env(target: Target, env: dict, model: WorkerModel) -> dict:
 @contextlib.contextmanager
 def gunicorn(target: Target, env: dict, model: WorkerModel):
     target.port = free_port()
-    log = tempfile.TemporaryFile()
+    log = target.log = tempfile.TemporaryFile()
     args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *model.options(),
             "--bind", f"127.0.0.1:{target.port}", "--pythonpath", "bench", target.app]
     process = subprocess.Popen(args, cwd=ROOT, env=server_env(target, env, model),
@@ -336,6 +356,7 @@ class Rounds:
     def __init__(self, args) -> None:
         self.args = args
         self.results: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        self.targets: dict[str, Target] = {}  # by label
         self.peak_rate: dict[str, float] = defaultdict(lambda: 1000.0)  # req/s: a first guess, high
         self.warnings: list[str] = []
 
@@ -348,6 +369,7 @@ class Rounds:
         requests, bodies = scenario.requests(target, self.budget(scenario))
         result = load(target.port, requests, bodies, self.args)
         self.results[target.label, scenario.name].append(result)
+        self.targets[target.label] = target
         window = self.args.warm_up + self.args.seconds
         self.peak_rate[scenario.name] = max(self.peak_rate[scenario.name], result["sent"] / window)
         if scenario.unique and result["sent"] > result["listed"]:
@@ -437,26 +459,22 @@ COMPARISON_HEADER = ("scenario", "favsync req/s", "p50 ms", "p99 ms", "non-2xx",
                      "reference req/s", "p50 ms", "p99 ms", "non-2xx", "favsync / reference")
 
 
-def invalid(rounds: Rounds) -> list[str]:
-    """Every target and scenario that saw a non-2xx answer: such a run is not valid."""
-    found = []
+def report_validity(rounds: Rounds) -> bool:
+    """Print the warnings, and every target and scenario that saw a non-2xx answer, with the
+    end of that server's log: such a run is not valid."""
+    for message in rounds.warnings:
+        print(f"WARNING: {message}")
+    valid = True
     for (label, name), results in rounds.results.items():
         summary = Summary.of(results)
         if summary.bad:
-            found.append(f"{label}, {name}: {summary.bad} non-2xx answers, statuses "
-                         f"{dict(sorted(summary.statuses.items()))}")
-    return found
-
-
-def report_validity(rounds: Rounds) -> bool:
-    for message in rounds.warnings:
-        print(f"WARNING: {message}")
-    bad = invalid(rounds)
-    if bad:
-        print("\n!!! INVALID RUN: non-2xx answers (status 0: connection errors) !!!")
-        for line in bad:
-            print(f"!!! {line}")
-    return not bad
+            if valid:
+                print("\n!!! INVALID RUN: non-2xx answers (status 0: connection errors) !!!")
+            valid = False
+            print(f"!!! {label}, {name}: {summary.bad} non-2xx answers, statuses "
+                  f"{dict(sorted(summary.statuses.items()))}; the end of its log:\n"
+                  f"{rounds.targets[label].log_tail()}")
+    return valid
 
 
 # -- the modes ---------------------------------------------------------------------
@@ -572,6 +590,7 @@ def main() -> None:
         args.threads = 1
 
     run = uuid.uuid4().hex[:8]
+    postgres_since = postgres_started()
     names = [f"favsync_bench_{run}"] + ([f"favsync_bench_{run}_scale"] if args.scale else [])
     smtp_port = free_port()
     sink = Controller(Sink(), hostname="127.0.0.1", port=smtp_port)
@@ -612,6 +631,10 @@ def main() -> None:
         drop_queue(f"favsync-bench-{run}")
         for name in names:
             drop_database(name)
+    if postgres_started() != postgres_since:
+        # Every pooled connection broke: requests failed or waited for the restart.
+        print(f"\n!!! INVALID RUN: PostgreSQL restarted during it (at {postgres_started()}) !!!")
+        valid = False
     sys.exit(0 if valid else 1)
 
 
