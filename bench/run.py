@@ -503,6 +503,7 @@ def bench(args, env: dict, small: str, big: str | None) -> bool:
         targets += [favsync_big, reference_big]
     chosen = scenarios(fresh)
     rounds = Rounds(args)
+    seeded = [row_count(small), row_count(big)] if big else []
     with serving(targets, env, model):
         for target in targets:  # every worker up, its pool and caches warm
             load(target.port, [["GET", API, bearer(c), None] for c in LIST_CLIENTS], [], args, 2)
@@ -517,16 +518,17 @@ def bench(args, env: dict, small: str, big: str | None) -> bool:
     print(f"one Celery worker (one process) delivered {sent:,} queued emails to the SMTP sink "
           f"in {seconds:.1f} s: {sent / seconds:.0f} emails/s")
     if big:
-        print_scale(rounds, chosen, targets, small, big)
+        print_scale(rounds, chosen, targets, seeded, [row_count(small), row_count(big)])
     return report_validity(rounds)
 
 
 def print_scale(rounds: Rounds, chosen: list[Scenario], targets: list[Target],
-                small: str, big: str) -> None:
+                seeded: list[int], at_end: list[int]) -> None:
     favsync, reference, favsync_big, reference_big = targets
     print(f"\nthe same rounds on a second database with 100,000 more clients holding 1,000,000 "
-          f"favourites: favsync_favorites {row_count(small):,} and {row_count(big):,} rows at "
-          "the end (the adding scenario grew both)\n")
+          f"favourites. favsync_favorites: {seeded[0]:,} and {seeded[1]:,} rows as seeded, "
+          f"{at_end[0]:,} and {at_end[1]:,} at the end (the adding scenario, measured after "
+          "the ones above it, grew both)\n")
     rows = [("scenario", "favsync req/s small", "p50 ms", "at scale", "p50 ms",
              "favsync scale / small", "reference req/s small", "at scale", "scale / small")]
     for scenario in chosen:
@@ -538,8 +540,8 @@ def print_scale(rounds: Rounds, chosen: list[Scenario], targets: list[Target],
                      f"{fb.p50:.1f}", verdict(fb.rps / fs.rps, SCALE_TARGET, not (fs.bad or fb.bad)),
                      f"{rs.rps:.0f}", f"{rb.rps:.0f}", f"{rb.rps / rs.rps:.2f}"))
     print(table(rows))
-    print(f"\nthe reference's read (client 7) on the small database:\n{plan(small)}"
-          f"\n\nand at 1,000,000 rows:\n{plan(big)}")
+    print(f"\nthe reference's read (client 7) on the small database:\n{plan(favsync.dsn)}"
+          f"\n\nand at 1,000,000 rows:\n{plan(favsync_big.dsn)}")
 
 
 def compare_workers(args, env: dict, small: str) -> bool:
