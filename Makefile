@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # emails go to the console. Set FLASK_DEBUG=0 (and FAVSYNC_*) for real settings.
 DEV := FLASK_DEBUG=$${FLASK_DEBUG:-1}
 
-.PHONY: install run test test-postgres test-browser bench bench-scale serve worker deliver upgrade migration clean
+.PHONY: install run test test-postgres test-browser bench bench-scale bench-workers serve worker deliver upgrade migration clean
 
 install: $(VENV)/.installed
 
@@ -37,13 +37,21 @@ test-postgres: install
 test-browser: install
 	FAVSYNC_TEST_BROWSER=1 $(BIN)/python -m pytest tests/browser
 
-# favsync against a bare Flask + psycopg reference, on PostgreSQL and Redis at 127.0.0.1.
+# favsync beside the least-work reference (bench/bare_app.py), in alternating rounds,
+# on PostgreSQL, Redis and RabbitMQ at 127.0.0.1. `make bench ARGS="--seconds 2 --rounds 1"`;
+# `.venv/bin/python bench/run.py --help` lists the options (worker class, threads, ...).
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(ARGS)
 
-# The same, then again with 1,000,000 favourites across 100,000 clients.
+# The same, with a second database of 1,000,000 favourites across 100,000 more clients
+# measured in the same rounds.
 bench-scale: install
-	$(BIN)/python bench/run.py --scale
+	$(BIN)/python bench/run.py --scale $(ARGS)
+
+# GET and the no-op sync under gunicorn's sync and gthread workers, at worker and
+# thread counts that fit 2 cores.
+bench-workers: install
+	$(BIN)/python bench/run.py --compare-workers $(ARGS)
 
 serve: install
 	$(BIN)/gunicorn --config gunicorn.conf.py

@@ -1,6 +1,9 @@
 """Where a favsync request spends its time: cProfile over in-process requests on PostgreSQL.
 
-Usage: python bench/profile_requests.py [list|sync10|sync500|magic] [requests]
+Usage: python bench/profile_requests.py [list|sync10|sync500|add500|magic] [requests]
+
+sync10 and sync500 re-send ids the client holds (no-ops); add500 sends 500 new
+ids, each time to a fresh client that holds none.
 """
 import cProfile
 import os
@@ -11,7 +14,9 @@ import uuid
 import psycopg
 
 sys.path.insert(0, os.path.dirname(__file__))
-from run import ADMIN_DSN, API, BROKER_URI, REDIS_URI, SECRET, bearer, seed  # noqa: E402
+from run import (  # noqa: E402
+    ADMIN_DSN, API, BIG_CLIENTS, BROKER_URI, HELD, NEW, REDIS_URI, SECRET, FreshClients, bearer, seed,
+)
 
 from favsync import create_app  # noqa: E402
 
@@ -44,18 +49,20 @@ def main() -> None:
             flask_migrate.upgrade(directory=MIGRATIONS_DIRECTORY)
         seed(dsn)
         client = app.test_client()
-        ids = [f"L-{n}" for n in range(1, 51)]
+        sync = f"{API}/sync"
+        fresh = iter(FreshClients().take(dsn, count + 200) if scenario == "add500" else ())
         calls = {
             "list": lambda c: client.get(API, headers=bearer(c)),
-            "sync10": lambda c: client.post(f"{API}/sync", headers=bearer(c), json={"favorites": ids[:10]}),
-            "sync500": lambda c: client.post(f"{API}/sync", headers=bearer(c),
-                                             json={"favorites": ids + [f"N-{n}" for n in range(450)]}),
+            "sync10": lambda c: client.post(sync, headers=bearer(c), json={"favorites": HELD[:10]}),
+            "sync500": lambda c: client.post(sync, headers=bearer(BIG_CLIENTS[c % len(BIG_CLIENTS)]),
+                                             json={"favorites": HELD}),
+            "add500": lambda c: client.post(sync, headers=bearer(next(fresh)), json={"favorites": NEW}),
             "magic": lambda c: client.post(f"{API}/magic-link",
                                            json={"email": f"{uuid.uuid4().hex}@example.com"}),
         }
         call = calls[scenario]
         for c in range(1, 201):
-            call(c)  # warm up caches and, for sync500, reach the steady state
+            call(c)  # warm up caches
         profiler = cProfile.Profile()
         profiler.enable()
         for i in range(count):

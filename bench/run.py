@@ -1,10 +1,19 @@
-"""`make bench`: favsync against the bare-stack reference, same gunicorn settings, same data.
+"""`make bench`: favsync against the least-work reference, in alternating rounds of one run.
 
-Creates a fresh PostgreSQL database, seeds it in SQL, starts a local SMTP sink,
-then for favsync (wsgi:app) and the reference (bench/bare_app.py) in turn starts
-gunicorn with gunicorn.conf.py and drives each scenario from bench/load.py in a
-separate process. With --scale it then adds 100,000 clients holding 1,000,000
-favourites and measures favsync again. The database is dropped at the end.
+Creates a fresh PostgreSQL database, seeds it in SQL and starts an SMTP sink.
+favsync (wsgi:app) and the reference (bench/bare_app.py) are served side by side
+by gunicorn with gunicorn.conf.py and the same worker settings, both up for the
+whole run. For each scenario, every round measures one app and then the other,
+the order swapped each round (ABBA), each after a short warm-up, with the load
+driven by bench/load.py from a separate process.
+
+req/s is the ok answers of all rounds over their measured seconds; p50 and p99
+are over every measured request of all rounds; the range is the rounds' req/s.
+
+--scale also serves a second database holding 100,000 more clients with
+1,000,000 favourites, and measures it in the same rounds as the small one.
+--compare-workers measures favsync and the reference under several gunicorn
+worker models instead. The databases are dropped at the end.
 """
 from __future__ import annotations
 
@@ -18,8 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jwt
 import psycopg
@@ -31,8 +45,16 @@ REDIS_URI = os.environ.get("BENCH_REDIS_URI", "redis://127.0.0.1:6379/0")
 BROKER_URI = os.environ.get("BENCH_BROKER_URI", "amqp://guest:guest@127.0.0.1:5672//")
 SECRET = "bench-secret-key-that-is-long-enough-for-hs256"
 API = "/api/v1/favorites"
-LIST_CLIENTS = range(1, 201)  # 50 favourites each
-BIG_CLIENTS = range(201, 301)  # grow to 500 favourites in the warm-up
+LIST_CLIENTS = range(1, 201)  # hold 50 favourites each
+BIG_CLIENTS = range(201, 301)  # hold 500
+FRESH_FROM = 10_000_000  # fresh clients' ids: beyond any the id sequence hands out here
+HELD = [f"L-{n}" for n in range(1, 51)] + [f"N-{n}" for n in range(450)]  # a big client's 500
+NEW = [f"A-{n}" for n in range(500)]  # what a fresh client adds
+FAVSYNC, REFERENCE = "wsgi:app", "bare_app:app"
+# gunicorn worker models that fit 2 cores: (worker class, workers, threads per worker).
+WORKER_MODELS = [("sync", 2, 1), ("sync", 4, 1), ("gthread", 2, 2), ("gthread", 2, 4),
+                 ("gthread", 4, 2)]
+SCALE_TARGET = 1 / 1.2  # at 1,000,000 rows, at least this share of the small table's req/s
 
 
 def free_port() -> int:
@@ -53,37 +75,69 @@ def bearer(client_id: int) -> dict:
     return {"Authorization": "Bearer " + jwt.encode(claims, SECRET, algorithm="HS256")}
 
 
-def scenarios(run: str) -> dict[str, dict]:
-    small = [f"L-{n}" for n in range(1, 51)]
-    return {
-        "GET favorites (50 held)": {
-            "requests": [["GET", API, bearer(c), None] for c in LIST_CLIENTS]},
-        "POST sync, 10 ids": {
-            "requests": [["POST", f"{API}/sync", bearer(c), {"favorites": small[:10]}]
-                         for c in LIST_CLIENTS]},
-        "POST sync, 500 ids": {
-            "warm_up": True,
-            "requests": [["POST", f"{API}/sync", bearer(c),
-                          {"favorites": small + [f"N-{n}" for n in range(450)]}]
-                         for c in BIG_CLIENTS]},
-        "POST magic-link": {
-            "requests": [["POST", f"{API}/magic-link", {}, {"email": f"{run}-{n}@example.com"}]
-                         for n in range(60_000)]},
-    }
+# -- the data ----------------------------------------------------------------------
+
+
+def create_database(name: str) -> str:
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return f"{ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+
+
+def drop_database(name: str, tries: int = 30) -> None:
+    """Drop the database, waiting out a PostgreSQL restart (others' tests may restart it)."""
+    for attempt in range(tries):
+        try:
+            with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except psycopg.OperationalError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(1)
 
 
 def seed(dsn: str) -> None:
+    """300 clients: 1-200 hold 50 favourites, 201-300 hold 500; each with a session."""
     with psycopg.connect(dsn, autocommit=True) as db:
         db.execute("INSERT INTO favsync_clients (brokerage_id, email)"
                    " SELECT 1, 'bench' || g || '@example.com' FROM generate_series(1, 300) g")
         db.execute("INSERT INTO favsync_favorites (client_id, listing_id)"
                    " SELECT c, 'L-' || f FROM generate_series(1, 300) c, generate_series(1, 50) f")
-        # One signed-in session per client: the `sid` of the bench's tokens.
-        db.execute("INSERT INTO favsync_refresh_tokens"
-                   " (client_id, family, token, created_at, expires_at, family_started_at)"
-                   " SELECT g, 'bench-' || g, encode(sha256(('bench-' || g)::bytea), 'hex'),"
-                   " now(), now() + interval '1 day', now() FROM generate_series(1, 300) g")
+        db.execute("INSERT INTO favsync_favorites (client_id, listing_id)"
+                   " SELECT c, 'N-' || f FROM generate_series(%s::int, %s::int) c, generate_series(0, 449) f",
+                   (BIG_CLIENTS.start, BIG_CLIENTS.stop - 1))
+        db.execute(_SESSIONS, (1, 300))
         db.execute("ANALYZE")
+
+
+# One signed-in session per client: the `sid` of the bench's tokens.
+_SESSIONS = ("INSERT INTO favsync_refresh_tokens"
+             " (client_id, family, token, created_at, expires_at, family_started_at)"
+             " SELECT g, 'bench-' || g, encode(sha256(('bench-' || g)::bytea), 'hex'),"
+             " now(), now() + interval '1 day', now() FROM generate_series(%s::int, %s::int) g")
+
+
+def seed_fresh(dsn: str, clients: range) -> None:
+    """Clients holding no favourites, each signed in (as bearer() names them)."""
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute("INSERT INTO favsync_clients (id, brokerage_id, email)"
+                   " SELECT g, 1, 'bench' || g || '@example.com' FROM generate_series(%s::int, %s::int) g",
+                   (clients.start, clients.stop - 1))
+        db.execute(_SESSIONS, (clients.start, clients.stop - 1))
+
+
+class FreshClients:
+    """Hands out ranges of new clients, never the same twice, seeded where they are asked for."""
+
+    def __init__(self) -> None:
+        self.next = FRESH_FROM
+
+    def take(self, dsn: str, count: int) -> range:
+        clients = range(self.next, self.next + count)
+        self.next += count
+        seed_fresh(dsn, clients)
+        return clients
 
 
 def scale(dsn: str) -> float:
@@ -99,10 +153,26 @@ def scale(dsn: str) -> float:
 
 
 def plan(dsn: str) -> str:
+    """How PostgreSQL runs the reference's one-statement read for client 7."""
+    from bare_app import READ
+
     with psycopg.connect(dsn) as db:
-        rows = db.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF)"
-                          " SELECT listing_id FROM favsync_favorites WHERE client_id = 7 ORDER BY id")
+        rows = db.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF) " + READ,
+                          {"client": 7, "brokerage": 1, "domain": "127.0.0.1",
+                           "email": "bench7@example.com", "iat": int(time.time()),
+                           "sid": "bench-7"})
         return "\n".join(row[0] for row in rows)
+
+
+def postgres_started() -> str:
+    """When the PostgreSQL server started: a restart during a run makes it invalid."""
+    with psycopg.connect(ADMIN_DSN) as db:
+        return str(db.execute("SELECT pg_postmaster_start_time()").fetchone()[0])
+
+
+def row_count(dsn: str) -> int:
+    with psycopg.connect(dsn) as db:
+        return db.execute("SELECT count(*) FROM favsync_favorites").fetchone()[0]
 
 
 def undelivered(dsn: str) -> int:
@@ -138,32 +208,138 @@ def drop_queue(queue: str) -> None:
         connection.default_channel.queue_delete(queue)
 
 
-def row_count(dsn: str) -> int:
-    with psycopg.connect(dsn) as db:
-        return db.execute("SELECT count(*) FROM favsync_favorites").fetchone()[0]
+# -- the servers -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkerModel:
+    kind: str  # gunicorn's worker class: sync or gthread
+    workers: int
+    threads: int = 1
+
+    def __str__(self) -> str:
+        if self.kind == "sync":
+            return f"{self.workers} sync workers"
+        return f"gthread, {self.workers} workers x {self.threads} threads"
+
+    def options(self) -> list[str]:
+        # Only for gthread: gunicorn turns sync workers with threads > 1 into gthread.
+        threads = ["--threads", str(self.threads)] if self.kind == "gthread" else []
+        return ["--worker-class", self.kind, "--workers", str(self.workers), *threads]
+
+
+@dataclass
+class Target:
+    """One app on one database, served by its own gunicorn."""
+
+    label: str
+    app: str
+    dsn: str
+    port: int = 0
+    log: Any = None  # gunicorn's stderr (the apps' errors too), kept for the report
+
+    def log_tail(self, lines: int = 25) -> str:
+        self.log.seek(0)
+        return "\n".join(self.log.read().decode(errors="replace").splitlines()[-lines:])
+
+
+def server_env(target: Target, env: dict, model: WorkerModel) -> dict:
+    return {**env, "BENCH_DSN": target.dsn, "BENCH_THREADS": str(model.threads),
+            "FAVSYNC_SQLALCHEMY_DATABASE_URI":
+                target.dsn.replace("postgresql://", "postgresql+psycopg://", 1)}
 
 
 @contextlib.contextmanager
-def gunicorn(app: str, env: dict, workers: int):
-    port = free_port()
-    log = tempfile.TemporaryFile()
-    args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--workers", str(workers),
-            "--bind", f"127.0.0.1:{port}", "--pythonpath", "bench", app]
-    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+def gunicorn(target: Target, env: dict, model: WorkerModel):
+    target.port = free_port()
+    log = target.log = tempfile.TemporaryFile()
+    args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *model.options(),
+            "--bind", f"127.0.0.1:{target.port}", "--pythonpath", "bench", target.app]
+    process = subprocess.Popen(args, cwd=ROOT, env=server_env(target, env, model),
+                               stdout=subprocess.DEVNULL, stderr=log)
     try:
-        for _ in range(300):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.1):
-                break
-            time.sleep(0.1)
-        yield port
+        wait_until_answering(target, process, log)
+        yield target
     finally:
         process.terminate()
         process.wait(timeout=30)
 
 
-def load(port: int, scenario: dict, seconds: float, concurrency: int) -> dict:
-    spec = {"port": port, "concurrency": concurrency, "seconds": seconds,
-            "requests": scenario["requests"]}
+def wait_until_answering(target: Target, process: subprocess.Popen, log, limit: float = 60) -> None:
+    """Until the app answers a GET with 200 (gunicorn's port opens before its workers load)."""
+    deadline = time.monotonic() + limit
+    probe = urllib.request.Request(f"http://127.0.0.1:{target.port}{API}", headers=bearer(1))
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(probe, timeout=5) as answer:
+                if answer.status == 200:
+                    return
+        time.sleep(0.2)
+    log.seek(0)
+    raise RuntimeError(f"{target.label} ({target.app}) did not start:\n"
+                       + log.read().decode(errors="replace")[-3000:])
+
+
+@contextlib.contextmanager
+def serving(targets: list[Target], env: dict, model: WorkerModel):
+    with contextlib.ExitStack() as stack:
+        for target in targets:
+            stack.enter_context(gunicorn(target, env, model))
+        yield
+
+
+# -- the scenarios -----------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    name: str
+    # requests(target, count) -> (requests, bodies) for bench/load.py; `count` is how
+    # many a round may send, for scenarios whose every request must be new.
+    requests: Callable[[Target, int], tuple[list, list]]
+    target: float | None = None  # the least favsync/reference req/s ratio issue 15 asks
+    unique: bool = False  # every request must be new: the list must not wrap around
+    favsync_only: bool = False
+
+
+def scenarios(fresh: FreshClients) -> list[Scenario]:
+    sync = f"{API}/sync"
+
+    def adding(target: Target, count: int):
+        return [["POST", sync, bearer(c), 0] for c in fresh.take(target.dsn, count)], \
+            [{"favorites": NEW}]
+
+    def magic_links(target: Target, count: int):
+        run = uuid.uuid4().hex[:8]  # at most three pending links per email
+        return [["POST", f"{API}/magic-link", {}, n] for n in range(count)], \
+            [{"email": f"{run}-{n}@example.com"} for n in range(count)]
+
+    return [
+        Scenario("GET favorites (50 held)",
+                 lambda t, n: ([["GET", API, bearer(c), None] for c in LIST_CLIENTS], []),
+                 target=0.85),
+        Scenario("POST sync, 10 known ids",
+                 lambda t, n: ([["POST", sync, bearer(c), 0] for c in LIST_CLIENTS],
+                               [{"favorites": HELD[:10]}]),
+                 target=0.8),
+        Scenario("POST sync, 500 held ids",
+                 lambda t, n: ([["POST", sync, bearer(c), 0] for c in BIG_CLIENTS],
+                               [{"favorites": HELD}])),
+        # Each request to a client that holds nothing yet: 500 rows written.
+        Scenario("POST sync, adding 500 ids", adding, target=0.8, unique=True),
+        Scenario("POST magic-link", magic_links, unique=True, favsync_only=True),
+    ]
+
+
+# -- measuring ---------------------------------------------------------------------
+
+
+def load(port: int, requests: list, bodies: list, args, seconds: float | None = None) -> dict:
+    spec = {"port": port, "concurrency": args.concurrency, "warm_up": args.warm_up,
+            "seconds": args.seconds if seconds is None else seconds,
+            "requests": requests, "bodies": bodies}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec_file:
         json.dump(spec, spec_file)
     try:
@@ -174,51 +350,257 @@ def load(port: int, scenario: dict, seconds: float, concurrency: int) -> dict:
     return json.loads(out.stdout)
 
 
-def measure(app, env, names, scenario_set, args) -> dict:
-    results = {}
-    with gunicorn(app, env, args.workers) as port:
-        for name in names:
-            scenario = scenario_set[name]
-            if scenario.get("warm_up"):  # every client reaches its steady state first
-                load(port, {"requests": scenario["requests"]}, 3, args.concurrency)
-            load(port, scenario, 1, args.concurrency)
-            results[name] = load(port, scenario, args.seconds, args.concurrency)
-    return results
+class Rounds:
+    """Measures scenarios on targets in alternating rounds and keeps every result."""
+
+    def __init__(self, args) -> None:
+        self.args = args
+        self.results: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        self.targets: dict[str, Target] = {}  # by label
+        self.peak_rate: dict[str, float] = defaultdict(lambda: 1000.0)  # req/s: a first guess, high
+        self.warnings: list[str] = []
+
+    def run(self, scenario: Scenario, targets: list[Target]) -> None:
+        for r in range(self.args.rounds):
+            for target in targets if r % 2 == 0 else targets[::-1]:  # ABBA
+                self.measure(scenario, target, r)
+
+    def measure(self, scenario: Scenario, target: Target, r: int) -> None:
+        requests, bodies = scenario.requests(target, self.budget(scenario))
+        result = load(target.port, requests, bodies, self.args)
+        self.results[target.label, scenario.name].append(result)
+        self.targets[target.label] = target
+        window = self.args.warm_up + self.args.seconds
+        self.peak_rate[scenario.name] = max(self.peak_rate[scenario.name], result["sent"] / window)
+        if scenario.unique and result["sent"] > result["listed"]:
+            self.warn(f"{target.label}, {scenario.name}, round {r + 1}: the load wrapped around "
+                      f"its {result['listed']} requests ({result['sent']} sent): some repeated")
+        summary = Summary.of([result])
+        print(f"  round {r + 1}: {target.label:<28} {scenario.name:<28} {summary.rps:7.0f} req/s"
+              f"  p50 {summary.p50:6.1f} ms  non-2xx {summary.bad}", file=sys.stderr, flush=True)
+
+    def budget(self, scenario: Scenario) -> int:
+        """How many new requests a round may send: half as many again as the fastest yet."""
+        return int(self.peak_rate[scenario.name] * (self.args.warm_up + self.args.seconds) * 1.5) + 100
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        print("WARNING: " + message, file=sys.stderr, flush=True)
+
+    def summary(self, target: Target, scenario: Scenario) -> Summary:
+        return Summary.of(self.results[target.label, scenario.name])
+
+
+@dataclass
+class Summary:
+    rps: float
+    p50: float
+    p99: float
+    bad: int  # non-2xx answers, connection errors (status 0) included
+    statuses: dict = field(default_factory=dict)
+    round_rps: list[float] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, results: list[dict]) -> Summary:
+        latencies = sorted(ms for result in results for ms in result["latencies_ms"])
+        statuses = defaultdict(int)
+        for result in results:
+            for status, n in result["statuses"].items():
+                statuses[int(status)] += n
+        ok = sum(result["ok"] for result in results)
+        elapsed = sum(result["elapsed"] for result in results)
+        return cls(
+            rps=ok / elapsed,
+            p50=latencies[len(latencies) // 2] if latencies else float("nan"),
+            p99=latencies[int(len(latencies) * 0.99)] if latencies else float("nan"),
+            bad=len(latencies) - ok,
+            statuses=dict(statuses),
+            round_rps=[result["ok"] / result["elapsed"] for result in results],
+        )
+
+    def cells(self) -> tuple:
+        spread = f" ({min(self.round_rps):.0f}-{max(self.round_rps):.0f})" if len(self.round_rps) > 1 else ""
+        return (f"{self.rps:.0f}{spread}", f"{self.p50:.1f}", f"{self.p99:.1f}",
+                str(self.bad) if not self.bad else f"{self.bad} !!")
+
+
+def verdict(ratio: float, target: float | None, valid: bool) -> str:
+    if not valid:
+        return f"{ratio:.2f} INVALID (non-2xx)"
+    if target is None:
+        return f"{ratio:.2f}"
+    return f"{ratio:.2f} (target >= {target:.2f}) {'met' if ratio >= target else 'NOT met'}"
 
 
 def table(rows: list[tuple]) -> str:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in rows]
+    lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+             for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
 
-def fmt(result: dict) -> tuple:
-    bad = result["requests"] - result["ok"]
-    return (f"{result['rps']:.0f}", f"{result['p50_ms']:.1f}", f"{result['p99_ms']:.1f}",
-            str(bad) if bad else "0")
+def comparison_rows(rounds: Rounds, favsync: Target, reference: Target,
+                    chosen: list[Scenario], first: tuple = ()) -> list[tuple]:
+    """favsync beside the reference, one row per scenario, with the ratio of their req/s."""
+    rows = []
+    for scenario in chosen:
+        f = rounds.summary(favsync, scenario)
+        if scenario.favsync_only:
+            rows.append((*first, scenario.name, *f.cells(), "-", "-", "-", "-", "favsync only"))
+            continue
+        b = rounds.summary(reference, scenario)
+        rows.append((*first, scenario.name, *f.cells(), *b.cells(),
+                     verdict(f.rps / b.rps, scenario.target, not (f.bad or b.bad))))
+    return rows
+
+
+COMPARISON_HEADER = ("scenario", "favsync req/s", "p50 ms", "p99 ms", "non-2xx",
+                     "reference req/s", "p50 ms", "p99 ms", "non-2xx", "favsync / reference")
+
+
+def report_validity(rounds: Rounds) -> bool:
+    """Print the warnings, and every target and scenario that saw a non-2xx answer, with the
+    end of that server's log: such a run is not valid."""
+    for message in rounds.warnings:
+        print(f"WARNING: {message}")
+    valid = True
+    for (label, name), results in rounds.results.items():
+        summary = Summary.of(results)
+        if summary.bad:
+            if valid:
+                print("\n!!! INVALID RUN: non-2xx answers (status 0: connection errors) !!!")
+            valid = False
+            print(f"!!! {label}, {name}: {summary.bad} non-2xx answers, statuses "
+                  f"{dict(sorted(summary.statuses.items()))}; the end of its log:\n"
+                  f"{rounds.targets[label].log_tail()}")
+    return valid
+
+
+# -- the modes ---------------------------------------------------------------------
+
+
+def describe(args, model: WorkerModel | str) -> str:
+    return (f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}, PostgreSQL and Redis on 127.0.0.1; gunicorn {model}; "
+            f"load: {args.concurrency} connections (keep-alive where the server allows) from a "
+            f"separate process; {args.rounds} rounds per scenario, each app {args.seconds:g} s "
+            f"per round after {args.warm_up:g} s of warm-up, the order swapped every round.\n"
+            "req/s: ok answers of all rounds / their measured seconds (the rounds' range in "
+            "brackets); p50, p99: over every measured request.\n")
+
+
+def bench(args, env: dict, small: str, big: str | None) -> bool:
+    """favsync beside the reference (and, with a big database, each at both sizes)."""
+    model = WorkerModel(args.worker_class, args.workers, args.threads)
+    print(describe(args, model))
+    fresh = FreshClients()
+    favsync, reference = Target("favsync", FAVSYNC, small), Target("reference", REFERENCE, small)
+    targets = [favsync, reference]
+    if big:
+        favsync_big = Target("favsync at 1,000,000 rows", FAVSYNC, big)
+        reference_big = Target("reference at 1,000,000 rows", REFERENCE, big)
+        targets += [favsync_big, reference_big]
+    chosen = scenarios(fresh)
+    rounds = Rounds(args)
+    seeded = [row_count(small), row_count(big)] if big else []
+    with serving(targets, env, model):
+        for target in targets:  # every worker up, its pool and caches warm
+            load(target.port, [["GET", API, bearer(c), None] for c in LIST_CLIENTS], [], args, 2)
+        for scenario in chosen:
+            rounds.run(scenario, [favsync] if scenario.favsync_only else targets)
+    print(table([COMPARISON_HEADER, *comparison_rows(rounds, favsync, reference, chosen)]))
+    named = {scenario.name: scenario for scenario in chosen}
+    magic = (rounds.summary(favsync, named["POST magic-link"]).p50
+             / rounds.summary(favsync, named["GET favorites (50 held)"]).p50)
+    print(f"\nfavsync POST magic-link p50 / GET favorites p50: {magic:.2f} (target: at most 1.5)")
+    sent, seconds = delivery_throughput(server_env(favsync, env, model), small)
+    print(f"one Celery worker (one process) delivered {sent:,} queued emails to the SMTP sink "
+          f"in {seconds:.1f} s: {sent / seconds:.0f} emails/s")
+    if big:
+        print_scale(rounds, chosen, targets, seeded, [row_count(small), row_count(big)])
+    return report_validity(rounds)
+
+
+def print_scale(rounds: Rounds, chosen: list[Scenario], targets: list[Target],
+                seeded: list[int], at_end: list[int]) -> None:
+    favsync, reference, favsync_big, reference_big = targets
+    print(f"\nthe same rounds on a second database with 100,000 more clients holding 1,000,000 "
+          f"favourites. favsync_favorites: {seeded[0]:,} and {seeded[1]:,} rows as seeded, "
+          f"{at_end[0]:,} and {at_end[1]:,} at the end (the adding scenario, measured after "
+          "the ones above it, grew both)\n")
+    rows = [("scenario", "favsync req/s small", "p50 ms", "at scale", "p50 ms",
+             "favsync scale / small", "reference req/s small", "at scale", "scale / small")]
+    for scenario in chosen:
+        if scenario.favsync_only:
+            continue
+        fs, fb = rounds.summary(favsync, scenario), rounds.summary(favsync_big, scenario)
+        rs, rb = rounds.summary(reference, scenario), rounds.summary(reference_big, scenario)
+        rows.append((scenario.name, f"{fs.rps:.0f}", f"{fs.p50:.1f}", f"{fb.rps:.0f}",
+                     f"{fb.p50:.1f}", verdict(fb.rps / fs.rps, SCALE_TARGET, not (fs.bad or fb.bad)),
+                     f"{rs.rps:.0f}", f"{rb.rps:.0f}", f"{rb.rps / rs.rps:.2f}"))
+    print(table(rows))
+    print(f"\nthe reference's read (client 7) on the small database:\n{plan(favsync.dsn)}"
+          f"\n\nand at 1,000,000 rows:\n{plan(favsync_big.dsn)}")
+
+
+def compare_workers(args, env: dict, small: str) -> bool:
+    """GET and the no-op sync, favsync beside the reference, under each worker model."""
+    print(describe(args, "worker models as in the table"))
+    fresh = FreshClients()
+    chosen = scenarios(fresh)[:2]
+    rounds = Rounds(args)
+    rows = [("worker model", *COMPARISON_HEADER)]
+    fastest = {}  # scenario name -> (favsync req/s, worker model)
+    for kind, workers, threads in WORKER_MODELS:
+        model = WorkerModel(kind, workers, threads)
+        print(f"{model}:", file=sys.stderr, flush=True)
+        favsync = Target(f"favsync, {model}", FAVSYNC, small)
+        reference = Target(f"reference, {model}", REFERENCE, small)
+        with serving([favsync, reference], env, model):
+            for target in (favsync, reference):
+                load(target.port, [["GET", API, bearer(c), None] for c in LIST_CLIENTS], [], args, 2)
+            for scenario in chosen:
+                rounds.run(scenario, [favsync, reference])
+        rows += comparison_rows(rounds, favsync, reference, chosen, first=(str(model),))
+        for scenario in chosen:
+            rps = rounds.summary(favsync, scenario).rps
+            fastest[scenario.name] = max(fastest.get(scenario.name, (0, "")), (rps, str(model)))
+    print(table(rows))
+    for name, (rps, model) in fastest.items():
+        print(f"favsync's most req/s for {name}: {model} ({rps:.0f} req/s)")
+    return report_validity(rounds)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=8)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5, help="measured per app and round")
+    parser.add_argument("--warm-up", type=float, default=1, help="before each measurement")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--scale", action="store_true", help="also measure at 1,000,000 favourites")
+    parser.add_argument("--worker-class", choices=["sync", "gthread"], default="sync")
+    parser.add_argument("--threads", type=int, default=1, help="per gthread worker")
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--scale", action="store_true",
+                       help="also measure a database holding 1,000,000 favourites")
+    modes.add_argument("--compare-workers", action="store_true",
+                       help="GET and sync of 10 ids under several gunicorn worker models")
     args = parser.parse_args()
+    if args.worker_class == "sync":
+        args.threads = 1
 
     run = uuid.uuid4().hex[:8]
-    name = f"favsync_bench_{run}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = f"{ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+    postgres_since = postgres_started()
+    names = [f"favsync_bench_{run}"] + ([f"favsync_bench_{run}_scale"] if args.scale else [])
     smtp_port = free_port()
     sink = Controller(Sink(), hostname="127.0.0.1", port=smtp_port)
     sink.start()
     try:
+        dsns = [create_database(name) for name in names]
         env = {
             **os.environ,
-            "FAVSYNC_SQLALCHEMY_DATABASE_URI": dsn.replace("postgresql://", "postgresql+psycopg://", 1),
             "FAVSYNC_SECRET_KEY": SECRET,
             "FAVSYNC_MAIL_SERVER": "127.0.0.1",
             "FAVSYNC_MAIL_PORT": str(smtp_port),
@@ -232,50 +614,30 @@ def main() -> None:
             # publish a Celery task; no worker runs until the delivery measurement.
             "FAVSYNC_CELERY_BROKER_URL": BROKER_URI,
             "FAVSYNC_CELERY_QUEUE": f"favsync-bench-{run}",
-            "BENCH_DSN": dsn,
         }
-        subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
-                       cwd=ROOT, env=env, check=True, capture_output=True)
-        seed(dsn)
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-              f"{platform.python_version()}, PostgreSQL and Redis on 127.0.0.1; gunicorn "
-              f"{args.workers} sync workers; load: {args.concurrency} connections for "
-              f"{args.seconds:g} s per scenario from a separate process\n")
-        names = list(scenarios(run))
-        favsync = measure("wsgi:app", env, names, scenarios(run + "f"), args)
-        bare = measure("bare_app:app", env, names, scenarios(run + "b"), args)
-        rows = [("scenario", "favsync req/s", "p50 ms", "p99 ms", "non-2xx",
-                 "bare req/s", "p50 ms", "p99 ms", "non-2xx", "favsync / bare")]
-        for scenario in names:
-            f, b = favsync[scenario], bare[scenario]
-            rows.append((scenario, *fmt(f), *fmt(b), f"{f['rps'] / b['rps']:.2f}"))
-        print(table(rows))
-        ratio = favsync["POST magic-link"]["p50_ms"] / favsync["GET favorites (50 held)"]["p50_ms"]
-        print(f"\nfavsync POST magic-link p50 / GET favorites p50: {ratio:.2f} (target: at most 1.5)")
-        sent, seconds = delivery_throughput(env, dsn)
-        print(f"one Celery worker (one process) delivered {sent:,} queued emails to the SMTP sink "
-              f"in {seconds:.1f} s: {sent / seconds:.0f} emails/s")
-
+        for dsn in dsns:
+            subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+                           cwd=ROOT, check=True, capture_output=True, env={
+                               **env, "FAVSYNC_SQLALCHEMY_DATABASE_URI":
+                               dsn.replace("postgresql://", "postgresql+psycopg://", 1)})
+            seed(dsn)
         if args.scale:
-            small_rows = row_count(dsn)
-            small_plan = plan(dsn)
-            seconds = scale(dsn)
-            print(f"\nloaded 100,000 clients and 1,000,000 favourites in SQL in {seconds:.1f} s; "
-                  f"favsync_favorites: {small_rows:,} -> {row_count(dsn):,} rows\n")
-            scaled = measure("wsgi:app", env, names[:3], scenarios(run + "s"), args)
-            rows = [("favsync scenario", f"req/s at {small_rows:,} rows", "p50 ms",
-                     f"req/s at {row_count(dsn):,} rows", "p50 ms", "ratio")]
-            for scenario in names[:3]:
-                f, s = favsync[scenario], scaled[scenario]
-                rows.append((scenario, f"{f['rps']:.0f}", f"{f['p50_ms']:.1f}",
-                             f"{s['rps']:.0f}", f"{s['p50_ms']:.1f}", f"{s['rps'] / f['rps']:.2f}"))
-            print(table(rows))
-            print(f"\nthe list query before:\n{small_plan}\n\nand at 1,000,000 rows:\n{plan(dsn)}")
+            seconds = scale(dsns[1])
+            print(f"loaded 100,000 clients and 1,000,000 favourites in SQL in {seconds:.1f} s\n")
+        if args.compare_workers:
+            valid = compare_workers(args, env, dsns[0])
+        else:
+            valid = bench(args, env, dsns[0], dsns[1] if args.scale else None)
     finally:
         sink.stop()
         drop_queue(f"favsync-bench-{run}")
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for name in names:
+            drop_database(name)
+    if postgres_started() != postgres_since:
+        # Every pooled connection broke: requests failed or waited for the restart.
+        print(f"\n!!! INVALID RUN: PostgreSQL restarted during it (at {postgres_started()}) !!!")
+        valid = False
+    sys.exit(0 if valid else 1)
 
 
 if __name__ == "__main__":
