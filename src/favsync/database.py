@@ -123,6 +123,15 @@ def again_if_disconnected(attempt: Callable[[], T], reset: Callable[[], None]) -
         return attempt()
 
 
+def in_bound_list(column, name: str, dialect: str):
+    """`column` IN the list bound as `name`, in a statement that is built once: on
+    PostgreSQL one array parameter (= ANY), so the SQL text is the same for every
+    length and the server reuses its plan; elsewhere an expanding IN."""
+    if dialect == "postgresql":
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(sa.bindparam(name, expanding=True))
+
+
 def insert(table):
     """An INSERT that supports ON CONFLICT on this app's database."""
     if dialect_name() == "postgresql":

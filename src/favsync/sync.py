@@ -15,10 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import aliased
 
 from . import outbox
-from .database import UTCDateTime, begin_writes, insert, read, serialize, session, utcnow
+from .database import (
+    UTCDateTime, begin_writes, dialect_name, in_bound_list, insert, read, serialize, session,
+    utcnow,
+)
 from .errors import too_many_favorites, token_no_longer_valid
 from .models import Client, Credentials, Favorite, SyncSession
 
@@ -210,28 +214,31 @@ def _greatest(a, b):
 _ALL_ROWS = aliased(Favorite)  # of the client, inside a query that reads some of its rows
 
 
-def _latest_version():
-    """The version of the client in the enclosing statement's FROM, as SQL: its newest
-    row's, or its purge horizon."""
+def _latest_version(client_id):
+    """The client's favourites version, as SQL: its newest row's, or its purge horizon.
+
+    `client_id` is a value or a bind parameter, never the outer row's column: so
+    PostgreSQL runs the subquery once, not once per row the statement returns.
+    """
     rows = _ALL_ROWS
     newest = (
         sa.select(sa.func.coalesce(sa.func.max(rows.version), 0))
-        .where(rows.client_id == Client.id)
+        .where(rows.client_id == client_id)
         .scalar_subquery()
     )
     return _greatest(newest, Client.favorites_horizon)
 
 
 # Which of a client's rows a read needs, given its latest version (bound by name).
-def _live(latest):
+def _live(latest, dialect):
     return Favorite.live()
 
 
-def _live_unless(latest):  # none at all if the version is one of `unless`
-    return sa.and_(Favorite.live(), latest.not_in(sa.bindparam("unless", expanding=True)))
+def _live_unless(latest, dialect):  # none at all if the version is one of `unless`
+    return sa.and_(Favorite.live(), sa.not_(in_bound_list(latest, "unless", dialect)))
 
 
-def _changed_since(latest):  # what changed since `since`; all live ones if that is out of reach
+def _changed_since(latest, dialect):  # what changed since `since`; all live ones if out of reach
     since = sa.bindparam("since")
     return sa.or_(
         Favorite.version > since,
@@ -239,22 +246,25 @@ def _changed_since(latest):  # what changed since `since`; all live ones if that
     )
 
 
-def _live_or_sent(latest):  # and the rows, tombstones too, of the ids a device `sent`
-    return sa.or_(Favorite.live(), Favorite.listing_id.in_(sa.bindparam("sent", expanding=True)))
+def _live_or_sent(latest, dialect):  # and the rows, tombstones too, of the ids a device `sent`
+    return sa.or_(Favorite.live(), in_bound_list(Favorite.listing_id, "sent", dialect))
 
 
 @functools.cache
-def _read_query(which: Callable, checked: bool, browser_session: bool, planning: bool) -> sa.Select:
+def _read_query(
+    which: Callable, checked: bool, browser_session: bool, planning: bool, dialect: str
+) -> sa.Select:
     """A read of a client's version, horizon and the rows `which` selects, built once.
 
     Building and hashing a statement costs a request more than the round trip it
     makes; each request only binds its values. Only a change (`planning`) needs
     more of each row than its id, version and whether it is live.
     """
-    latest = _latest_version()
+    client_id = sa.bindparam("client_id")
+    latest = _latest_version(client_id)
     session_base = (
         sa.select(SyncSession.version)
-        .where(SyncSession.client_id == Client.id,
+        .where(SyncSession.client_id == client_id,
                SyncSession.session_id == sa.bindparam("browser_session"))
         .scalar_subquery()
         if browser_session
@@ -272,8 +282,8 @@ def _read_query(which: Callable, checked: bool, browser_session: bool, planning:
               if planning else ()),
         )
         .select_from(Client)
-        .outerjoin(Favorite, sa.and_(Favorite.client_id == Client.id, which(latest)))
-        .where(Client.holding() if checked else Client.id == sa.bindparam("client_id"))
+        .outerjoin(Favorite, sa.and_(Favorite.client_id == Client.id, which(latest, dialect)))
+        .where(Client.holding() if checked else Client.id == client_id)
         .order_by(Favorite.added_version, Favorite.id)
     )
 
@@ -305,7 +315,8 @@ class _State:
             values["client_id"] = client
         if browser_session is not None:
             values["browser_session"] = browser_session
-        found = read(_read_query(which, checked, browser_session is not None, planning), values)
+        shape = (which, checked, browser_session is not None, planning, dialect_name())
+        found = read(_read_query(*shape), values)
         if not found and checked:
             raise token_no_longer_valid()
         first = found[0] if found else None
@@ -434,48 +445,87 @@ class _Plan:
         client's version is still that one. Return whether the rows were written."""
         if not self.changes:
             return True
-        client_id = self.state.client_id
-        incoming = sa.values(
-            sa.column("listing_id", sa.String),
-            sa.column("created_at", UTCDateTime),
-            sa.column("added_version", sa.Integer),
-            sa.column("removed", sa.Boolean),
-            sa.column("history", sa.String),
-            name="incoming",
-        ).data([
+        rows = [
             (listing_id, change.created_at, change.added_version, change.removed, change.history)
             for listing_id, change in self.changes.items()
-        ])
-        # The VALUES list nested in the SELECT: pysqlite counts an INSERT's rows only
-        # when the statement starts with INSERT (not WITH).
-        rows = sa.select(incoming.cte("incoming", nesting=True)).subquery("rows")
-        unchanged = sa.true() if if_still is None else _latest_version() == if_still
-        statement = insert(Favorite).from_select(
-            ["client_id", "listing_id", "created_at", "version", "added_version", "removed_at",
-             "history"],
-            sa.select(
-                Client.id,
-                rows.c.listing_id,
-                rows.c.created_at,
-                sa.literal(self.next_version),
-                rows.c.added_version,
-                sa.case((rows.c.removed, sa.literal(self.now, UTCDateTime))),
-                rows.c.history,
-            )
-            .select_from(rows.join(Client, Client.id == client_id))
-            .where(unchanged),
-        )
-        written = session().execute(
-            statement.on_conflict_do_update(
-                index_elements=["client_id", "listing_id"],
-                set_={
-                    name: statement.excluded[name]
-                    for name in ("created_at", "version", "added_version", "removed_at", "history")
-                },
-            ),
+        ]
+        values = {"of_client": self.state.client_id, "at_version": self.next_version,
+                  "changed_at": self.now}
+        if if_still is not None:
+            values["if_still"] = if_still
+        if dialect_name() == "postgresql":
+            statement = _upsert_from_arrays(if_still is not None)
+            values.update(zip(_ARRAYS, map(list, zip(*rows, strict=True)), strict=True))
+        else:
+            statement = _upsert(_values_of(rows), if_still is not None, insert)
+        # Core, on the session's connection: the ORM would take an INSERT with
+        # parameters for a bulk insert of objects.
+        written = session().connection().execute(
+            statement, values,
             execution_options={"preserve_rowcount": True},  # SQLAlchemy keeps an INSERT's only if asked
         )
         return written.rowcount > 0
+
+
+# A changed row, as a change writes it (its client, version and removal time are the change's).
+_ROW = {
+    "listing_id": sa.String,
+    "created_at": UTCDateTime,
+    "added_version": sa.Integer,
+    "removed": sa.Boolean,
+    "history": sa.String,
+}
+_ARRAYS = [f"{name}_array" for name in _ROW]  # PostgreSQL: one array parameter per column
+
+
+@functools.cache
+def _upsert_from_arrays(conditional: bool):
+    """PostgreSQL's upsert of the changed rows, sent as one array per column: its
+    statement is built and compiled once, however many rows a change has."""
+    rows = (
+        sa.func.unnest(*(
+            sa.bindparam(array, type_=postgresql.ARRAY(type_))
+            for array, type_ in zip(_ARRAYS, _ROW.values(), strict=True)
+        ))
+        .table_valued(*_ROW)
+        .render_derived(name="incoming")
+    )
+    return _upsert(rows, conditional, postgresql.insert)
+
+
+def _values_of(rows: list[tuple]) -> sa.Subquery:
+    """The changed rows as a VALUES list (SQLite), nested in a SELECT: pysqlite counts
+    an INSERT's rows only when the statement starts with INSERT (not WITH)."""
+    incoming = sa.values(*(sa.column(name, type_) for name, type_ in _ROW.items()), name="incoming")
+    return sa.select(incoming.data(rows).cte("incoming", nesting=True)).subquery("rows")
+
+
+def _upsert(rows, conditional: bool, dialect_insert):
+    """Insert or update `rows` (columns as in _ROW) at the bound version; if `conditional`,
+    only while the client's version is the bound `if_still`."""
+    client_id = sa.bindparam("of_client")
+    unchanged = _latest_version(client_id) == sa.bindparam("if_still") if conditional else sa.true()
+    statement = dialect_insert(Favorite).from_select(
+        ["client_id", "listing_id", "created_at", "version", "added_version", "removed_at", "history"],
+        sa.select(
+            Client.id,
+            rows.c.listing_id,
+            rows.c.created_at,
+            sa.bindparam("at_version", type_=sa.Integer),
+            rows.c.added_version,
+            sa.case((rows.c.removed, sa.bindparam("changed_at", type_=UTCDateTime))),
+            rows.c.history,
+        )
+        .select_from(rows.join(Client, Client.id == client_id))
+        .where(unchanged),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["client_id", "listing_id"],
+        set_={
+            name: statement.excluded[name]
+            for name in ("created_at", "version", "added_version", "removed_at", "history")
+        },
+    )
 
 
 def _remember(client_id: int, session_id: str, version: int, now: datetime) -> None:
