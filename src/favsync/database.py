@@ -1,8 +1,10 @@
 """favsync's declarative base, its engine and session, and the few SQL paths that differ by dialect."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import weakref
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -68,42 +70,57 @@ def session() -> Session:
 
 
 def dialect_name() -> str:
-    return session().get_bind().dialect.name
-
-
-_READING_ALONE = "favsync.reading_alone"  # session.info: its connection is in autocommit
+    return state().dialect
 
 
 def read(statement, values: dict | None = None) -> list[sa.Row]:
     """Run a read, as cheaply as the database allows, and survive a restart of it.
 
-    When the session has no transaction yet, the read runs alone (autocommit): no
-    BEGIN and ROLLBACK round trips around it, and when the pooled connection turns
-    out dead (the database restarted since it was opened) it runs once more on a new
-    one. Inside a transaction it runs there, and a lost connection is the caller's
-    503: what the transaction did before is gone.
+    When this request's session has no transaction, the read runs alone, outside
+    the session, on a pooled connection in autocommit: no BEGIN and ROLLBACK round
+    trips around it, none of the session's bookkeeping, and when the connection
+    turns out dead (the database restarted since it was opened) it runs once more
+    on a new one. Inside a transaction it runs there, and a lost connection is the
+    caller's 503: what the transaction did before is gone.
     """
     db = session()()  # this request's Session itself, behind the scoped proxy
     if db.in_transaction():
         return db.execute(statement, values).all()
 
+    engine = reading_engine(state().db.engine)
+
     def alone() -> list[sa.Row]:
-        # Core on the session's connection: nothing pending to flush in a new session,
-        # and the ORM's per-statement bookkeeping is not needed for plain rows.
-        if db.get_bind().dialect.name == "sqlite":  # pysqlite begins only before writes
-            return db.connection().execute(statement, values).all()
-        connection = db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        db.info[_READING_ALONE] = True
-        return connection.execute(statement, values).all()
+        with engine.connect() as connection:
+            if engine.dialect.name != "postgresql":
+                return connection.execute(statement, values).all()
+            # The SQL as compiled once: SQLAlchemy would otherwise hash the whole
+            # statement on every request to find it in its cache. Its parameters go
+            # to psycopg as they are (no type on a hot read needs converting).
+            sql, compiled = _compiled(statement, engine.dialect)
+            return connection.exec_driver_sql(sql, compiled.construct_params(values)).all()
 
-    return again_if_disconnected(alone, db.rollback)
+    return again_if_disconnected(alone, reset=lambda: None)
 
 
-def begin_writes() -> None:
-    """End the reads that ran alone, so that the next statement begins a transaction."""
-    db = session()
-    if db.info.pop(_READING_ALONE, False):
-        db.commit()  # nothing to commit: hands the autocommit connection back
+@functools.lru_cache(maxsize=256)
+def _compiled(statement, dialect) -> tuple[str, sa.engine.Compiled]:
+    compiled = statement.compile(dialect=dialect)
+    return str(compiled), compiled
+
+
+_reading_engines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def reading_engine(engine: sa.Engine) -> sa.Engine:
+    """`engine` (its pool too), handing out its connections in autocommit for reads."""
+    reading = _reading_engines.get(engine)
+    if reading is None:
+        # pysqlite begins a transaction only before a write: its reads are alone as they are.
+        reading = engine if engine.dialect.name == "sqlite" else engine.execution_options(
+            isolation_level="AUTOCOMMIT"
+        )
+        _reading_engines[engine] = reading
+    return reading
 
 
 def again_if_disconnected(attempt: Callable[[], T], reset: Callable[[], None]) -> T:
@@ -132,9 +149,9 @@ def in_bound_list(column, name: str, dialect: str):
     return column.in_(sa.bindparam(name, expanding=True))
 
 
-def insert(table):
-    """An INSERT that supports ON CONFLICT on this app's database."""
-    if dialect_name() == "postgresql":
+def insert(table, dialect: str | None = None):
+    """An INSERT that supports ON CONFLICT on this app's database (or on `dialect`'s)."""
+    if (dialect or dialect_name()) == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
 

@@ -1,6 +1,7 @@
 """What favsync keeps per app, and the one accessor every module uses to reach it."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,11 @@ class FavSyncState:
     mailer: Mailer
     celery: Celery | None  # None: the web process delivers, after each response
     hooks: LoginHooks  # the host's, registered on its FavSync
+
+    @functools.cached_property
+    def dialect(self) -> str:
+        """The database's dialect (postgresql, sqlite), looked up once: reads pick their SQL by it."""
+        return self.db.engine.dialect.name
 
 
 def state() -> FavSyncState:

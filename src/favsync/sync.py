@@ -20,8 +20,7 @@ from sqlalchemy.orm import aliased
 
 from . import outbox
 from .database import (
-    UTCDateTime, begin_writes, dialect_name, in_bound_list, insert, read, serialize, session,
-    utcnow,
+    UTCDateTime, dialect_name, in_bound_list, insert, read, serialize, session, utcnow,
 )
 from .errors import too_many_favorites, token_no_longer_valid
 from .models import Client, Credentials, Favorite, SyncSession
@@ -111,8 +110,8 @@ def merge_favorites(client: Whose, device: DeviceList, limit: int) -> Merged:
             plan.merge_three_ways(device, base)
         else:
             plan.add_missing(device.favorites)
-        if len(plan.favorites()) > limit:
-            raise too_many_favorites(limit, len(plan.favorites()))
+        if len(plan.favorites) > limit:
+            raise too_many_favorites(limit, len(plan.favorites))
         return plan
 
     plan = _change(
@@ -123,11 +122,13 @@ def merge_favorites(client: Whose, device: DeviceList, limit: int) -> Merged:
         planned,
     )
     client_id = plan.state.client_id
-    if device.session_id is not None and plan.state.session_base != plan.version:
+    remember = device.session_id is not None and plan.state.session_base != plan.version
+    if remember:
         _remember(client_id, device.session_id, plan.version, plan.now)
-    _changed(client_id, added=plan.added, removed=plan.removed)
-    session().commit()
-    return Merged(plan.version, plan.favorites(), plan.merge, plan.added, plan.removed)
+    if plan.changes or remember:  # a sync that changes nothing only read
+        _changed(client_id, added=plan.added, removed=plan.removed)
+        session().commit()
+    return Merged(plan.version, plan.favorites, plan.merge, plan.added, plan.removed)
 
 
 def remove_favorite(client: Whose, listing_id: str) -> tuple[Listing, bool]:
@@ -143,8 +144,8 @@ def remove_favorite(client: Whose, listing_id: str) -> tuple[Listing, bool]:
     present = bool(plan.removed)
     if present:
         _changed(plan.state.client_id, added=[], removed=[listing_id])
-    session().commit()
-    return Listing(plan.version, plan.favorites()), present
+        session().commit()
+    return Listing(plan.version, plan.favorites), present
 
 
 def _change(read_state: Callable[[], _State], plan_for: Callable[[_State], _Plan]) -> _Plan:
@@ -159,7 +160,6 @@ def _change(read_state: Callable[[], _State], plan_for: Callable[[_State], _Plan
     plan = plan_for(read_state())
     if not plan.changes:
         return plan
-    begin_writes()
     serialize(f"favorites:{plan.state.client_id}")
     if not plan.write(if_still=plan.state.version):
         plan = plan_for(read_state())
@@ -196,7 +196,7 @@ def purge_tombstones(removed_before: datetime) -> tuple[int, int]:
     db.execute(
         sa.update(Client)
         .where(Client.id.in_(sa.select(Favorite.client_id).where(expired)))
-        .values(favorites_horizon=_greatest(Client.favorites_horizon, newest_purged))
+        .values(favorites_horizon=_greatest(Client.favorites_horizon, newest_purged, dialect_name()))
         .execution_options(synchronize_session=False)
     )
     tombstones = db.execute(sa.delete(Favorite).where(expired))
@@ -207,14 +207,15 @@ def purge_tombstones(removed_before: datetime) -> tuple[int, int]:
 # -- reading ---------------------------------------------------------------------
 
 
-def _greatest(a, b):
-    return sa.case((a > b, a), else_=b)
+def _greatest(a, b, dialect: str):
+    # CASE would name `a` twice: PostgreSQL would plan a subquery twice.
+    return sa.func.greatest(a, b, type_=a.type) if dialect == "postgresql" else sa.case((a > b, a), else_=b)
 
 
 _ALL_ROWS = aliased(Favorite)  # of the client, inside a query that reads some of its rows
 
 
-def _latest_version(client_id):
+def _latest_version(client_id, dialect: str):
     """The client's favourites version, as SQL: its newest row's, or its purge horizon.
 
     `client_id` is a value or a bind parameter, never the outer row's column: so
@@ -226,7 +227,7 @@ def _latest_version(client_id):
         .where(rows.client_id == client_id)
         .scalar_subquery()
     )
-    return _greatest(newest, Client.favorites_horizon)
+    return _greatest(newest, Client.favorites_horizon, dialect)
 
 
 # Which of a client's rows a read needs, given its latest version (bound by name).
@@ -261,7 +262,7 @@ def _read_query(
     more of each row than its id, version and whether it is live.
     """
     client_id = sa.bindparam("client_id")
-    latest = _latest_version(client_id)
+    latest = _latest_version(client_id, dialect)
     session_base = (
         sa.select(SyncSession.version)
         .where(SyncSession.client_id == client_id,
@@ -426,8 +427,10 @@ class _Plan:
         self.changes[row.listing_id] = _Change(row.created_at, row.added_version, True, history)
         self.removed.append(row.listing_id)
 
+    @functools.cached_property
     def favorites(self) -> list[str]:
-        """The favourites after the change, in the order the database lists them."""
+        """The favourites after the change, in the order the database lists them (ask once
+        the plan is complete)."""
         order = {
             listing_id: (row.added_version, row.id, 0)
             for listing_id, row in self.state.rows.items()
@@ -457,7 +460,7 @@ class _Plan:
             statement = _upsert_from_arrays(if_still is not None)
             values.update(zip(_ARRAYS, map(list, zip(*rows, strict=True)), strict=True))
         else:
-            statement = _upsert(_values_of(rows), if_still is not None, insert)
+            statement = _upsert(_values_of(rows), if_still is not None, dialect_name())
         # Core, on the session's connection: the ORM would take an INSERT with
         # parameters for a bulk insert of objects.
         written = session().connection().execute(
@@ -490,7 +493,7 @@ def _upsert_from_arrays(conditional: bool):
         .table_valued(*_ROW)
         .render_derived(name="incoming")
     )
-    return _upsert(rows, conditional, postgresql.insert)
+    return _upsert(rows, conditional, "postgresql")
 
 
 def _values_of(rows: list[tuple]) -> sa.Subquery:
@@ -500,12 +503,14 @@ def _values_of(rows: list[tuple]) -> sa.Subquery:
     return sa.select(incoming.data(rows).cte("incoming", nesting=True)).subquery("rows")
 
 
-def _upsert(rows, conditional: bool, dialect_insert):
+def _upsert(rows, conditional: bool, dialect: str):
     """Insert or update `rows` (columns as in _ROW) at the bound version; if `conditional`,
     only while the client's version is the bound `if_still`."""
     client_id = sa.bindparam("of_client")
-    unchanged = _latest_version(client_id) == sa.bindparam("if_still") if conditional else sa.true()
-    statement = dialect_insert(Favorite).from_select(
+    unchanged = (
+        _latest_version(client_id, dialect) == sa.bindparam("if_still") if conditional else sa.true()
+    )
+    statement = insert(Favorite, dialect).from_select(
         ["client_id", "listing_id", "created_at", "version", "added_version", "removed_at", "history"],
         sa.select(
             Client.id,
