@@ -629,3 +629,21 @@ def test_a_removal_racing_a_sync_between_its_read_and_lock_keeps_both(app, phone
         answer = phone.delete("A1")
 
     assert (answer["favorites"], answer["version"]) == (["B2", "C3"], 3)
+
+
+def test_a_favourite_is_dated_from_when_it_last_became_one(app, phone):
+    from conftest import rows
+
+    def hearted_at():
+        return rows(app, sa.select(Favorite.created_at).where(Favorite.listing_id == "A1"))[0]
+
+    phone.sync(["A1"])
+    first = hearted_at()
+    phone.sync(["A1", "B2"], removed=["A1"])  # un-hearted and hearted again on the device
+    rehearted = hearted_at()
+    phone.delete("A1")
+    removed = hearted_at()
+    phone.sync(["A1", "B2"], base=False)
+    again = hearted_at()
+
+    assert first == rehearted == removed < again

@@ -279,7 +279,7 @@ def _read_query(
             Favorite.listing_id,
             Favorite.version,
             Favorite.live().label("live"),
-            *((Favorite.id, Favorite.created_at, Favorite.added_version, Favorite.history)
+            *((Favorite.id, Favorite.added_version, Favorite.history)
               if planning else ()),
         )
         .select_from(Client)
@@ -362,7 +362,6 @@ def toggled(history: str, version: int, horizon: int) -> str:
 class _Change:
     """One row as a change writes it (at the change's version)."""
 
-    created_at: datetime
     added_version: int
     removed: bool
     history: str
@@ -411,20 +410,19 @@ class _Plan:
         row = self.state.rows.get(listing_id)
         if row is not None and row.live:
             # Hearted again while held: only newer removals may undo it.
-            history, created_at = row.history, row.created_at
+            history = row.history
         else:
             history = (
                 toggled(row.history, self.next_version, self.state.horizon)
                 if row is not None
                 else str(self.next_version)
             )
-            created_at = self.now
             self.added.append(listing_id)
-        self.changes[listing_id] = _Change(created_at, self.next_version, False, history)
+        self.changes[listing_id] = _Change(self.next_version, False, history)
 
     def remove(self, row: sa.Row) -> None:
         history = toggled(row.history, self.next_version, self.state.horizon)
-        self.changes[row.listing_id] = _Change(row.created_at, row.added_version, True, history)
+        self.changes[row.listing_id] = _Change(row.added_version, True, history)
         self.removed.append(row.listing_id)
 
     @functools.cached_property
@@ -449,7 +447,7 @@ class _Plan:
         if not self.changes:
             return True
         rows = [
-            (listing_id, change.created_at, change.added_version, change.removed, change.history)
+            (listing_id, change.added_version, change.removed, change.history)
             for listing_id, change in self.changes.items()
         ]
         values = {"of_client": self.state.client_id, "at_version": self.next_version,
@@ -473,7 +471,6 @@ class _Plan:
 # A changed row, as a change writes it (its client, version and removal time are the change's).
 _ROW = {
     "listing_id": sa.String,
-    "created_at": UTCDateTime,
     "added_version": sa.Integer,
     "removed": sa.Boolean,
     "history": sa.String,
@@ -515,7 +512,7 @@ def _upsert(rows, conditional: bool, dialect: str):
         sa.select(
             Client.id,
             rows.c.listing_id,
-            rows.c.created_at,
+            sa.bindparam("changed_at", type_=UTCDateTime),
             sa.bindparam("at_version", type_=sa.Integer),
             rows.c.added_version,
             sa.case((rows.c.removed, sa.bindparam("changed_at", type_=UTCDateTime))),
@@ -527,8 +524,17 @@ def _upsert(rows, conditional: bool, dialect: str):
     return statement.on_conflict_do_update(
         index_elements=["client_id", "listing_id"],
         set_={
-            name: statement.excluded[name]
-            for name in ("created_at", "version", "added_version", "removed_at", "history")
+            # A favourite's time is when it became one: new with a tombstone hearted
+            # again, kept by a removal or by hearting one held (so never read to be kept).
+            "created_at": sa.case(
+                (sa.and_(Favorite.removed_at.is_not(None), statement.excluded.removed_at.is_(None)),
+                 statement.excluded.created_at),
+                else_=Favorite.created_at,
+            ),
+            **{
+                name: statement.excluded[name]
+                for name in ("version", "added_version", "removed_at", "history")
+            },
         },
     )
 
