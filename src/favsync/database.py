@@ -83,9 +83,10 @@ def read(statement, values: dict | None = None) -> list[sa.Row]:
     on a new one. Inside a transaction it runs there, and a lost connection is the
     caller's 503: what the transaction did before is gone.
     """
-    db = session()()  # this request's Session itself, behind the scoped proxy
-    if db.in_transaction():
-        return db.execute(statement, values).all()
+    scoped = session()
+    # A request that only reads never makes a Session: has() asks without making one.
+    if scoped.registry.has() and scoped().in_transaction():
+        return scoped.execute(statement, values).all()
 
     engine = reading_engine(state().db.engine)
 
