@@ -1,4 +1,5 @@
 """A visitor's favourites: list, sync (a union merge), delete, the limit, and who may touch them."""
+import base64
 import time
 
 import jwt
@@ -241,6 +242,9 @@ def none_alg_token():
         "Bearer " + token(iat=-(2**70)),
         "Bearer " + token(sid=None),
         "Bearer " + token(sid=5),
+        "Bearer " + base64.urlsafe_b64encode(b"[" * 3000).rstrip(b"=").decode() + ".e30.sig",
+        "Bearer " + base64.urlsafe_b64encode(b"[1]").rstrip(b"=").decode() + ".e30.sig",
+        "Bearer %%%.e30.sig",
     ],
 )
 @pytest.mark.parametrize(

@@ -120,3 +120,34 @@ def test_a_write_on_a_dropped_connection_answers_503_and_the_next_one_works(clie
 
     assert lost.status_code == 503 and lost.json["error"]["code"] == "database_unavailable"
     assert again.status_code == 202
+
+
+def test_a_sync_whose_write_meets_a_dropped_connection_takes_its_lock_again(client, auth, app):
+    # The read went well; then the database drops the connection the write is
+    # about to use (a restart, an idle timeout): the lock, the transaction's first
+    # statement, is taken again on a new one, and nothing is lost or doubled.
+    import psycopg
+    import sqlalchemy as sa
+
+    from conftest import engine
+
+    headers = auth.headers("idle@example.com")
+    client.post(f"{API}/sync", json={"favorites": ["A1"]}, headers=headers)
+    url = engine(app).url.set(drivername="postgresql").render_as_string(hide_password=False)
+    pending = [True]
+
+    def drop_it(conn, cursor, statement, *args):
+        if pending and "pg_advisory_xact_lock" in statement:
+            pending.pop()
+            with psycopg.connect(url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (cursor.connection.info.backend_pid,))
+
+    sa.event.listen(engine(app), "before_cursor_execute", drop_it)
+    try:
+        response = client.post(f"{API}/sync", json={"favorites": ["A1", "B2"]}, headers=headers)
+    finally:
+        sa.event.remove(engine(app), "before_cursor_execute", drop_it)
+
+    assert not pending
+    assert response.status_code == 200 and response.json["favorites"] == ["A1", "B2"]
+    assert response.json["version"] == 2

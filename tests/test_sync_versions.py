@@ -647,3 +647,37 @@ def test_a_favourite_is_dated_from_when_it_last_became_one(app, phone):
     again = hearted_at()
 
     assert first == rehearted == removed < again
+
+
+def test_a_session_that_keeps_syncing_unchanged_is_not_forgotten_by_purge(client, auth, app, runner):
+    # A sync that changes nothing writes nothing, but a session's base is purged
+    # after the tombstone days unwritten: it must be written again now and then.
+    login = auth.login("visitor@example.com", headers={"X-Session-ID": LAPTOP_SESSION})
+    laptop = Device(client, {"Authorization": f"Bearer {login['auth_token']}"}, LAPTOP_SESSION)
+    laptop.sync(["A1", "B2"], base=False)
+    with app.app_context():
+        session().execute(sa.update(SyncSession).values(updated_at=utcnow() - timedelta(days=91)))
+        session().commit()
+
+    laptop.sync(["A1", "B2"], base=False)  # nothing to change, every day
+    runner.invoke(args=["favsync", "purge"])
+    answer = laptop.sync(["A1"], base=False)  # the laptop dropped B2
+
+    assert (answer["merge"], answer["favorites"]) == ("three-way", ["A1"])
+
+
+@pytest.mark.parametrize("query", [{"since": 2**31}, {"since": 2**40}])
+def test_a_version_beyond_any_of_ours_is_a_clear_400(phone, query):
+    response = phone.get(query_string=query)
+
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "validation_error"
+
+
+def test_an_etag_naming_a_version_beyond_any_of_ours_is_not_ours(phone):
+    phone.sync(["A1"])
+    tag = phone.get().headers["ETag"].strip('"').rsplit("-", 1)[0]
+
+    response = phone.get(headers={"If-None-Match": f'"{tag}-999999999999999999"'})
+
+    assert response.status_code == 200 and response.json["favorites"] == ["A1"]

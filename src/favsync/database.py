@@ -206,6 +206,10 @@ def own_database(app: Flask, uri: str | None) -> SQLAlchemy:
     if uri.startswith("sqlite"):
         # Writers queue on SQLite's single write lock instead of failing at once.
         options["connect_args"] = {"timeout": 30}
+    else:
+        # The connection used last is handed out first: a write after a read gets
+        # the one the read just proved alive, and idle extras age out of the pool.
+        options["pool_use_lifo"] = True
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
     db = SQLAlchemy(metadata=Base.metadata)
     db.init_app(app)

@@ -79,4 +79,5 @@ def _versions_the_device_holds() -> list[int]:
     """The versions named by If-None-Match: the list need not be read when it is one of them."""
     own = re.compile(rf"favsync-{g.client_id}-([0-9]{{1,18}})")
     tags = request.if_none_match.as_set(include_weak=True)
-    return [int(match[1]) for tag in tags if tag and (match := own.fullmatch(tag))]
+    held = [int(match[1]) for tag in tags if tag and (match := own.fullmatch(tag))]
+    return [version for version in held if version <= schemas.MAX_VERSION]  # bigger: not ours

@@ -140,10 +140,12 @@ TypedCode = Annotated[
     ),
 ]
 
-# A favourites version from an earlier answer (a 64-bit integer in SQL).
+# A favourites version from an earlier answer (a 32-bit integer in SQL: a bigger
+# one is no version of ours, and PostgreSQL would refuse it as a parameter).
+MAX_VERSION = 2**31 - 1
 Version = Annotated[
     int,
-    Field(ge=0, le=2**63 - 1, description="A favourites version from an earlier answer."),
+    Field(ge=0, le=MAX_VERSION, description="A favourites version from an earlier answer."),
 ]
 
 # Agent messages (seed 001). Ids are the database's (32-bit) integers.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -20,13 +20,15 @@ from sqlalchemy.orm import aliased
 
 from . import outbox
 from .database import (
-    UTCDateTime, dialect_name, in_bound_list, insert, read, serialize, session, utcnow,
+    UTCDateTime, again_if_disconnected, dialect_name, in_bound_list, insert, read, serialize,
+    session, utcnow,
 )
 from .errors import too_many_favorites, token_no_longer_valid
 from .models import Client, Credentials, Favorite, SyncSession
 
 UNION = "union"
 THREE_WAY = "three-way"
+SESSION_KEPT_FRESH = timedelta(days=1)
 
 # Whose favourites: a client id the caller vouches for (it just signed them in), or
 # a request's credentials, checked by the statement that reads the favourites.
@@ -122,7 +124,13 @@ def merge_favorites(client: Whose, device: DeviceList, limit: int) -> Merged:
         planned,
     )
     client_id = plan.state.client_id
-    remember = device.session_id is not None and plan.state.session_base != plan.version
+    remember = device.session_id is not None and (
+        plan.state.session_base != plan.version
+        # A base is purged after FAVSYNC_TOMBSTONE_DAYS unwritten: a session that keeps
+        # syncing without changes writes it again now and then, not on every sync.
+        or plan.state.session_seen is None
+        or plan.state.session_seen < plan.now - SESSION_KEPT_FRESH
+    )
     if remember:
         _remember(client_id, device.session_id, plan.version, plan.now)
     if plan.changes or remember:  # a sync that changes nothing only read
@@ -160,7 +168,9 @@ def _change(read_state: Callable[[], _State], plan_for: Callable[[_State], _Plan
     plan = plan_for(read_state())
     if not plan.changes:
         return plan
-    serialize(f"favorites:{plan.state.client_id}")
+    # The lock is the transaction's first statement: on a connection the database
+    # dropped since (a restart), nothing is lost by taking it again on a new one.
+    again_if_disconnected(lambda: serialize(f"favorites:{plan.state.client_id}"), session().rollback)
     if not plan.write(if_still=plan.state.version):
         plan = plan_for(read_state())
         plan.write()
@@ -263,19 +273,23 @@ def _read_query(
     """
     client_id = sa.bindparam("client_id")
     latest = _latest_version(client_id, dialect)
-    session_base = (
-        sa.select(SyncSession.version)
-        .where(SyncSession.client_id == client_id,
-               SyncSession.session_id == sa.bindparam("browser_session"))
-        .scalar_subquery()
-        if browser_session
-        else sa.null()
-    )
+
+    def of_session(column):
+        return (
+            sa.select(column)
+            .where(SyncSession.client_id == client_id,
+                   SyncSession.session_id == sa.bindparam("browser_session"))
+            .scalar_subquery()
+            if browser_session
+            else sa.null()
+        )
+
     return (
         sa.select(
             latest.label("latest"),
             Client.favorites_horizon,
-            session_base.label("session_base"),
+            of_session(SyncSession.version).label("session_base"),
+            of_session(SyncSession.updated_at).label("session_seen"),
             Favorite.listing_id,
             Favorite.version,
             Favorite.live().label("live"),
@@ -297,6 +311,7 @@ class _State:
     version: int
     horizon: int
     session_base: int | None
+    session_seen: datetime | None  # when that base was last written
     rows: dict[str, sa.Row]  # by listing id, oldest favourite first
 
     @classmethod
@@ -326,6 +341,7 @@ class _State:
             version=first.latest if first else 0,
             horizon=first.favorites_horizon if first else 0,
             session_base=first.session_base if first else None,
+            session_seen=first.session_seen if first else None,
             rows={row.listing_id: row for row in found if row.listing_id is not None},
         )
 

@@ -140,7 +140,7 @@ def _named_key(token: str):
     """
     try:
         header = json.loads(base64url_decode(token.partition(".")[0]))
-    except ValueError:  # bad base64, JSON or UTF-8
+    except (ValueError, RecursionError):  # bad base64, JSON or UTF-8; absurdly deep JSON
         raise unauthorized("The auth token is not valid.") from None
     if not isinstance(header, dict):
         raise unauthorized("The auth token is not valid.")
