@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import platform
+import runpy
 import socket
 import subprocess
 import sys
@@ -581,9 +582,12 @@ def main() -> None:
     parser.add_argument("--warm-up", type=float, default=1, help="before each measurement")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--worker-class", choices=["sync", "gthread"], default="sync")
-    parser.add_argument("--threads", type=int, default=1, help="per gthread worker")
+    # By default the worker model gunicorn.conf.py serves favsync with in production.
+    served = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    parser.add_argument("--workers", type=int, default=served["workers"])
+    parser.add_argument("--worker-class", choices=["sync", "gthread"],
+                        default=served["worker_class"])
+    parser.add_argument("--threads", type=int, default=served["threads"], help="per gthread worker")
     parser.add_argument("--only", action="append", metavar="PART",
                         help="only the scenarios whose name holds PART (repeatable)")
     modes = parser.add_mutually_exclusive_group()
