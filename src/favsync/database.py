@@ -92,7 +92,7 @@ def read(statement, values: dict | None = None) -> list[sa.Row]:
 
     def alone() -> list[sa.Row]:
         with engine.connect() as connection:
-            if engine.dialect.name != "postgresql":
+            if engine.dialect.name != "postgresql" or engine.dialect.paramstyle != "pyformat":
                 return connection.execute(statement, values).all()
             # The SQL as compiled once: SQLAlchemy would otherwise hash the whole
             # statement on every request to find it in its cache. Its parameters go
