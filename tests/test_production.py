@@ -86,8 +86,9 @@ def test_a_connection_killed_mid_request_is_discarded_not_raised(app, client):
     assert client.get("/readyz").status_code == 200
 
 
-def drop_connections(app) -> None:
-    """Have PostgreSQL end every connection `app` holds, as a restart or failover would."""
+def drop_connections(app, backend_pid: int | None = None) -> None:
+    """Have PostgreSQL end every connection `app` holds (or the one of `backend_pid`),
+    as a restart or failover would."""
     import psycopg
 
     from conftest import engine
@@ -95,7 +96,8 @@ def drop_connections(app) -> None:
     url = engine(app).url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                      " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                      " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                      " AND (%(pid)s::int IS NULL OR pid = %(pid)s)", {"pid": backend_pid})
 
 
 def test_a_read_on_a_connection_the_database_dropped_is_tried_again_on_a_new_one(client, auth, app):
@@ -126,21 +128,18 @@ def test_a_sync_whose_write_meets_a_dropped_connection_takes_its_lock_again(clie
     # The read went well; then the database drops the connection the write is
     # about to use (a restart, an idle timeout): the lock, the transaction's first
     # statement, is taken again on a new one, and nothing is lost or doubled.
-    import psycopg
     import sqlalchemy as sa
 
     from conftest import engine
 
     headers = auth.headers("idle@example.com")
     client.post(f"{API}/sync", json={"favorites": ["A1"]}, headers=headers)
-    url = engine(app).url.set(drivername="postgresql").render_as_string(hide_password=False)
     pending = [True]
 
     def drop_it(conn, cursor, statement, *args):
         if pending and "pg_advisory_xact_lock" in statement:
             pending.pop()
-            with psycopg.connect(url, autocommit=True) as admin:
-                admin.execute("SELECT pg_terminate_backend(%s)", (cursor.connection.info.backend_pid,))
+            drop_connections(app, cursor.connection.info.backend_pid)
 
     sa.event.listen(engine(app), "before_cursor_execute", drop_it)
     try:

@@ -100,7 +100,7 @@ def read(statement, values: dict | None = None) -> list[sa.Row]:
             sql, compiled = _compiled(statement, engine.dialect)
             return connection.exec_driver_sql(sql, compiled.construct_params(values)).all()
 
-    return again_if_disconnected(alone, reset=lambda: None)
+    return again_if_disconnected(alone)
 
 
 @functools.lru_cache(maxsize=256)
@@ -124,8 +124,8 @@ def reading_engine(engine: sa.Engine) -> sa.Engine:
     return reading
 
 
-def again_if_disconnected(attempt: Callable[[], T], reset: Callable[[], None]) -> T:
-    """Run `attempt`; if its connection was found dead, `reset` and run it once more.
+def again_if_disconnected(attempt: Callable[[], T], reset: Callable[[], None] | None = None) -> T:
+    """Run `attempt`; if its connection was found dead, `reset` (if given) and run it once more.
 
     SQLAlchemy's optimistic disconnect handling: a disconnect error invalidates the
     connection and every other one the pool opened before it, so the second
@@ -137,7 +137,8 @@ def again_if_disconnected(attempt: Callable[[], T], reset: Callable[[], None]) -
         if not exc.connection_invalidated:
             raise
         log.warning("database connection lost; trying again on a new one")
-        reset()
+        if reset is not None:
+            reset()
         return attempt()
 
 

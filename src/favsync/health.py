@@ -27,7 +27,7 @@ def readyz():
     failing = []
     delivery = {}
     try:
-        again_if_disconnected(_ping, reset=lambda: None)
+        again_if_disconnected(_ping)
         delivery["oldest_undelivered_seconds"] = outbox.oldest_queued_age()
     except SQLAlchemyError:
         failing.append("database")

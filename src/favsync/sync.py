@@ -470,11 +470,12 @@ class _Plan:
                   "changed_at": self.now}
         if if_still is not None:
             values["if_still"] = if_still
-        if dialect_name() == "postgresql":
+        dialect = dialect_name()
+        if dialect == "postgresql":
             statement = _upsert_from_arrays(if_still is not None)
             values.update(zip(_ARRAYS, map(list, zip(*rows, strict=True)), strict=True))
         else:
-            statement = _upsert(_values_of(rows), if_still is not None, dialect_name())
+            statement = _upsert(_values_of(rows), if_still is not None, dialect)
         # Core, on the session's connection: the ORM would take an INSERT with
         # parameters for a bulk insert of objects.
         written = session().connection().execute(
