@@ -404,6 +404,15 @@ def test_if_none_match_compares_weakly_and_accepts_lists(phone, header):
     assert response.status_code == 304
 
 
+@pytest.mark.parametrize("header", ['W/""', '""', ",", 'W/"favsync--1-0"', '"favsync-x-1"'])
+def test_an_empty_or_foreign_if_none_match_gets_the_list(phone, header):
+    phone.sync(["A1"])
+
+    response = phone.get(headers={"If-None-Match": header})
+
+    assert response.status_code == 200 and response.json["favorites"] == ["A1"]
+
+
 def test_another_clients_etag_does_not_match(phone, client, auth):
     etag = phone.get().headers["ETag"]
     other = auth.headers("other@example.com")

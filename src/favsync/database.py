@@ -1,11 +1,13 @@
 """favsync's declarative base, its engine and session, and the few SQL paths that differ by dialect."""
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import logging
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TypeVar
@@ -88,25 +90,90 @@ def read(statement, values: dict | None = None) -> list[sa.Row]:
     if scoped.registry.has() and scoped().in_transaction():
         return scoped.execute(statement, values).all()
 
-    engine = reading_engine(state().db.engine)
+    engine = state().db.engine
+    if engine.dialect.driver == "psycopg" and not _watched(engine):
+        return again_if_disconnected(lambda: _read_on_psycopg(engine, statement, values))
+    reading = reading_engine(engine)
 
     def alone() -> list[sa.Row]:
-        with engine.connect() as connection:
-            if engine.dialect.name != "postgresql" or engine.dialect.paramstyle != "pyformat":
-                return connection.execute(statement, values).all()
-            # The SQL as compiled once: SQLAlchemy would otherwise hash the whole
-            # statement on every request to find it in its cache. Its parameters go
-            # to psycopg as they are (no type on a hot read needs converting).
-            sql, compiled = _compiled(statement, engine.dialect)
-            return connection.exec_driver_sql(sql, compiled.construct_params(values)).all()
+        with reading.connect() as connection:
+            return connection.execute(statement, values).all()
 
     return again_if_disconnected(alone)
 
 
+def _watched(engine: sa.Engine) -> bool:
+    """Whether anything (echo, a host's tracing, a test counting statements) wants to see
+    each statement: then reads go through SQLAlchemy's Connection, which shows them."""
+    return bool(engine.echo or engine.dispatch.before_cursor_execute
+                or engine.dispatch.after_cursor_execute)
+
+
+def _read_on_psycopg(engine: sa.Engine, statement, values: dict | None) -> list:
+    """Run a read on a pooled psycopg connection itself, in autocommit, for one round trip.
+
+    Not through a SQLAlchemy Connection: its checkout, isolation-level switch and
+    result bookkeeping cost a read three times what psycopg does (BENCHMARKS.md).
+    The pool, its reset on return and SQLAlchemy's disconnect handling stay: a
+    dead connection is invalidated, and so is every other one the pool opened,
+    as SQLAlchemy's own Connection would.
+    """
+    compiled = _compiled(statement, engine.dialect)
+    pooled = None
+    try:
+        pooled = engine.raw_connection()  # raises, as psycopg's, when no connection can be made
+        connection = pooled.driver_connection
+        connection.autocommit = True
+        found = connection.execute(compiled.sql, compiled.params(values)).fetchall()
+        connection.autocommit = False
+    except engine.dialect.loaded_dbapi.Error as exc:
+        raise _lost(engine, pooled, exc, compiled.sql, values) from exc
+    finally:
+        if pooled is not None:
+            pooled.close()  # back to the pool
+    return [compiled.row(*row) for row in found]
+
+
+def _lost(engine: sa.Engine, pooled, exc: Exception, sql: str, values) -> sa.exc.DBAPIError:
+    """The SQLAlchemy error for a driver's, as SQLAlchemy's Connection would raise it.
+
+    A connection that failed is in an unknown state: it never goes back to the
+    pool. When the database dropped it, the pool's other connections are as dead
+    (opened before the loss), so the pool starts afresh.
+    """
+    dbapi_connection = pooled.dbapi_connection if pooled is not None else None
+    disconnected = engine.dialect.is_disconnect(exc, dbapi_connection, None)
+    if pooled is not None:
+        pooled.invalidate(exc)
+    if disconnected:
+        engine.dispose()
+    return sa.exc.DBAPIError.instance(
+        sql, values, exc, engine.dialect.loaded_dbapi.Error,
+        connection_invalidated=disconnected, dialect=engine.dialect,
+    )
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A statement compiled once for psycopg: its SQL, its fixed parameters and its row type."""
+
+    sql: str
+    fixed: dict
+    row: type
+
+    def params(self, values: dict | None) -> dict:
+        return {**self.fixed, **values} if values else self.fixed
+
+
 @functools.lru_cache(maxsize=256)
-def _compiled(statement, dialect) -> tuple[str, sa.engine.Compiled]:
+def _compiled(statement, dialect) -> _Compiled:
+    # SQLAlchemy would otherwise hash the whole statement on every request to find
+    # it in its cache. Parameters go to psycopg as they are: no type on a hot read
+    # needs converting, and psycopg returns timezone-aware datetimes itself.
     compiled = statement.compile(dialect=dialect)
-    return str(compiled), compiled
+    fixed = {compiled.bind_names[bind]: bind.effective_value
+             for bind in compiled.binds.values() if not bind.required}
+    return _Compiled(str(compiled), fixed, collections.namedtuple("Row", statement.selected_columns.keys()))
 
 
 _reading_engines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -28,8 +28,9 @@ def list_favorites():
         return {"success": True, "version": changes.version, "added": changes.added,
                 "removed": changes.removed}
     listing = current(g.credentials, unless=_versions_the_device_holds())
-    headers = {"ETag": f'"{_etag(listing.version)}"', **REVALIDATE}
-    if request.if_none_match.contains_weak(_etag(listing.version)):
+    etag = _etag(listing.version)
+    headers = {"ETag": f'"{etag}"', **REVALIDATE}
+    if request.if_none_match and request.if_none_match.contains_weak(etag):
         return "", 304, headers
     return {"success": True, "favorites": listing.favorites, "version": listing.version}, headers
 
@@ -75,9 +76,17 @@ def _etag(version: int) -> str:
     return f"favsync-{g.client_id}-{version}"
 
 
+# favsync-<client>-<version>; longer numbers are no client's or version's.
+OWN_ETAG = re.compile(r"favsync-([0-9]{1,19})-([0-9]{1,18})")
+
+
 def _versions_the_device_holds() -> list[int]:
     """The versions named by If-None-Match: the list need not be read when it is one of them."""
-    own = re.compile(rf"favsync-{g.client_id}-([0-9]{{1,18}})")
-    tags = request.if_none_match.as_set(include_weak=True)
-    held = [int(match[1]) for tag in tags if tag and (match := own.fullmatch(tag))]
+    if not request.if_none_match:
+        return []
+    client = str(g.client_id)
+    held = [
+        int(match[2]) for tag in request.if_none_match.as_set(include_weak=True)
+        if tag and (match := OWN_ETAG.fullmatch(tag)) and match[1] == client
+    ]
     return [version for version in held if version <= schemas.MAX_VERSION]  # bigger: not ours

@@ -630,13 +630,20 @@ def form(model: type[M]) -> M:
 class ListingQuery(BaseModel):
     """The query of GET favourites: `since`, and nothing else."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
     since: Version | None = None
 
 
 def query(model: type[BaseModel]) -> Any:
     """Return the URL's query as `model` (its strings read as numbers where it says so)."""
+    if not request.query_string and model.model_config.get("frozen"):
+        return _without_query(model)  # most requests: validated once, shared as it cannot change
     return _validated(model, request.args.to_dict(), ["query"], strict=False)
+
+
+@functools.cache
+def _without_query(model: type[BaseModel]) -> Any:
+    return _validated(model, {}, ["query"], strict=False)
 
 
 def parse_seed(model: type[M]) -> M:
