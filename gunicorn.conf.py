@@ -1,4 +1,5 @@
 """gunicorn settings for `make serve`; override with GUNICORN_CMD_ARGS="--bind ... --workers ..."."""
+import gc
 import os
 import sys
 
@@ -57,6 +58,16 @@ def post_fork(server, worker):
         with app.app_context():
             for engine in app.extensions["favsync"].db.engines.values():
                 engine.dispose(close=False)
+
+
+def post_worker_init(worker):
+    """Keep the loaded app out of the garbage collector's full passes.
+
+    Flask, SQLAlchemy, pydantic, Celery and kombu leave some 130,000 objects that live
+    as long as the worker; each full collection walked them all (about 0.1 s, with
+    every request of the worker waiting). Frozen, a full pass walks what requests made.
+    """
+    gc.freeze()
 
 
 # gunicorn announces itself on every answer (Server: gunicorn) and has no setting

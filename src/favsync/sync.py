@@ -80,9 +80,12 @@ def listing_ids(client_id: int) -> list[str]:
 
 def current(client: Whose, *, unless: Collection[int] = ()) -> Listing:
     """Return the client's favourites and version; skip reading the list if the version is in `unless`."""
-    state = _State.read(client, _live_unless, unless=list(unless)) if unless else _State.read(client, _live)
-    favorites = None if state.version in unless else state.live_ids()
-    return Listing(state.version, favorites)
+    values = {"unless": list(unless)} if unless else {}
+    rows = _rows(client, _live_unless if unless else _live, _LISTING, **values)
+    version = rows[0].latest if rows else 0
+    if version in unless:
+        return Listing(version, None)
+    return Listing(version, [row.listing_id for row in rows if row.listing_id is not None])
 
 
 def changes_since(client: Whose, version: int) -> Changes | Listing:
@@ -119,7 +122,7 @@ def merge_favorites(client: Whose, device: DeviceList, limit: int) -> Merged:
     plan = _change(
         lambda: _State.read(
             client, _live_or_sent, sent=device.favorites, browser_session=device.session_id,
-            planning=True,
+            shape=_PLANNING,
         ),
         planned,
     )
@@ -148,7 +151,7 @@ def remove_favorite(client: Whose, listing_id: str) -> tuple[Listing, bool]:
             plan.remove(state.rows[listing_id])
         return plan
 
-    plan = _change(lambda: _State.read(client, _live, planning=True), planned)
+    plan = _change(lambda: _State.read(client, _live, shape=_PLANNING), planned)
     present = bool(plan.removed)
     if present:
         _changed(plan.state.client_id, added=[], removed=[listing_id])
@@ -261,15 +264,42 @@ def _live_or_sent(latest, dialect):  # and the rows, tombstones too, of the ids 
     return sa.or_(Favorite.live(), in_bound_list(Favorite.listing_id, "sent", dialect))
 
 
+# How much of each row a read returns: a listing, its id; a state, also its version and
+# whether it is live (and the client's horizon and browser session); a change, its history too.
+_LISTING, _STATE, _PLANNING = range(3)
+
+
+def _rows(
+    client: Whose, which: Callable, shape: int, *, browser_session: str | None = None, **values,
+) -> list:
+    """The rows `which` selects (bound to `values`), each with the client's version.
+
+    Given credentials, the same statement checks them: raise 401 when they no longer hold.
+    """
+    checked = isinstance(client, Credentials)
+    if checked:
+        values.update(client.values())
+    else:
+        values["client_id"] = client
+    if browser_session is not None:
+        values["browser_session"] = browser_session
+    query = _read_query(which, checked, browser_session is not None, shape, dialect_name())
+    found = read(query, values)
+    if not found and checked:
+        raise token_no_longer_valid()
+    return found
+
+
 @functools.cache
 def _read_query(
-    which: Callable, checked: bool, browser_session: bool, planning: bool, dialect: str
+    which: Callable, checked: bool, browser_session: bool, shape: int, dialect: str
 ) -> sa.Select:
-    """A read of a client's version, horizon and the rows `which` selects, built once.
+    """A read of a client's version and the rows `which` selects, as much of them as
+    `shape` says, built once.
 
     Building and hashing a statement costs a request more than the round trip it
-    makes; each request only binds its values. Only a change (`planning`) needs
-    more of each row than its id, version and whether it is live.
+    makes; each request only binds its values. Every column less is less for the
+    database to send and for the request to take apart.
     """
     client_id = sa.bindparam("client_id")
     latest = _latest_version(client_id, dialect)
@@ -287,14 +317,13 @@ def _read_query(
     return (
         sa.select(
             latest.label("latest"),
-            Client.favorites_horizon,
-            of_session(SyncSession.version).label("session_base"),
-            of_session(SyncSession.updated_at).label("session_seen"),
             Favorite.listing_id,
-            Favorite.version,
-            Favorite.live().label("live"),
-            *((Favorite.id, Favorite.added_version, Favorite.history)
-              if planning else ()),
+            *((Client.favorites_horizon,
+               of_session(SyncSession.version).label("session_base"),
+               of_session(SyncSession.updated_at).label("session_seen"),
+               Favorite.version,
+               Favorite.live().label("live")) if shape >= _STATE else ()),
+            *((Favorite.id, Favorite.added_version, Favorite.history) if shape == _PLANNING else ()),
         )
         .select_from(Client)
         .outerjoin(Favorite, sa.and_(Favorite.client_id == Client.id, which(latest, dialect)))
@@ -317,27 +346,14 @@ class _State:
     @classmethod
     def read(
         cls, client: Whose, which: Callable, *, browser_session: str | None = None,
-        planning: bool = False, **values,
+        shape: int = _STATE, **values,
     ) -> _State:
         """Read the rows `which` selects (bound to `values`), with the client's version and
-        horizon, and the base version of the browser session, if named.
-
-        Given credentials, the same statement checks them: raise 401 when they no longer hold.
-        """
-        checked = isinstance(client, Credentials)
-        if checked:
-            values.update(client.values())
-        else:
-            values["client_id"] = client
-        if browser_session is not None:
-            values["browser_session"] = browser_session
-        shape = (which, checked, browser_session is not None, planning, dialect_name())
-        found = read(_read_query(*shape), values)
-        if not found and checked:
-            raise token_no_longer_valid()
+        horizon, and the base version of the browser session, if named (see `_rows`)."""
+        found = _rows(client, which, shape, browser_session=browser_session, **values)
         first = found[0] if found else None
         return cls(
-            client_id=values["client_id"],
+            client_id=client.client_id if isinstance(client, Credentials) else client,
             version=first.latest if first else 0,
             horizon=first.favorites_horizon if first else 0,
             session_base=first.session_base if first else None,
