@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
 
 from flask import Flask, g, request
 
@@ -33,12 +33,12 @@ def init_request_log(app: Flask) -> None:
     @app.before_request
     def start() -> None:
         incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else secrets.token_hex(16)
         g.request_started = time.perf_counter()
 
     @app.after_request
     def finish(response):
-        request_id = g.get("request_id") or uuid.uuid4().hex
+        request_id = g.get("request_id") or secrets.token_hex(16)
         response.headers["X-Request-ID"] = request_id
         elapsed = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
         log.info(
