@@ -73,3 +73,22 @@ def test_a_token_for_an_ended_session_is_refused_in_that_one_round_trip(client, 
         assert client.get(API, headers=headers).status_code == 401
 
     assert len(trips) == 1
+
+
+def test_a_read_that_fails_midway_never_leaves_its_connection_in_autocommit(app, monkeypatch):
+    from favsync import database, favorites_of
+
+    def interrupted(self, values):
+        raise RuntimeError("interrupted after the switch to autocommit")
+
+    with app.app_context():
+        favorites_of(1)
+        monkeypatch.setattr(database._Compiled, "params", interrupted)
+        with pytest.raises(RuntimeError):
+            favorites_of(1)
+        monkeypatch.undo()
+
+        engine = app.extensions["favsync"].db.engine
+        with engine.connect() as connection:  # the pool's most recently returned one
+            assert connection.connection.driver_connection.autocommit is False
+        assert favorites_of(1) == []

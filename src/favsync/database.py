@@ -128,6 +128,12 @@ def _read_on_psycopg(engine: sa.Engine, statement, values: dict | None) -> list:
         connection.autocommit = False
     except engine.dialect.loaded_dbapi.Error as exc:
         raise _lost(engine, pooled, exc, compiled.sql, values) from exc
+    except BaseException:
+        # Anything else midway (a worker's timeout, a bug): the connection may still be
+        # in autocommit, where the session's next transaction would not be one.
+        if pooled is not None:
+            pooled.invalidate()
+        raise
     finally:
         if pooled is not None:
             pooled.close()  # back to the pool
