@@ -75,8 +75,10 @@ def dialect_name() -> str:
     return state().dialect
 
 
-def read(statement, values: dict | None = None) -> list[sa.Row]:
+def read(statement, values: dict | None = None) -> list:
     """Run a read, as cheaply as the database allows, and survive a restart of it.
+
+    Its rows are SQLAlchemy's or named tuples: read them by column name or position.
 
     When this request's session has no transaction, the read runs alone, outside
     the session, on a pooled connection in autocommit: no BEGIN and ROLLBACK round

@@ -30,7 +30,7 @@ def list_favorites():
     listing = current(g.credentials, unless=_versions_the_device_holds())
     etag = _etag(listing.version)
     headers = {"ETag": f'"{etag}"', **REVALIDATE}
-    if request.if_none_match and request.if_none_match.contains_weak(etag):
+    if request.if_none_match.contains_weak(etag):
         return "", 304, headers
     return {"success": True, "favorites": listing.favorites, "version": listing.version}, headers
 
