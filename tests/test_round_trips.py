@@ -51,8 +51,21 @@ def test_a_sync_that_adds_reads_then_locks_and_writes_once(client, headers, app,
     with count_round_trips(app) as trips:
         assert sync(client, headers, [f"L{i}" for i in range(count)]).status_code == 200
 
-    assert [trip.split()[0] for trip in trips] == ["SELECT", "BEGIN", "SELECT", "INSERT", "COMMIT"]
-    assert "pg_advisory_xact_lock" in trips[2]
+    # The list (as GET reads it: are they all held?), the rows to plan from, then the write.
+    assert [trip.split()[0] for trip in trips] == [
+        "SELECT", "SELECT", "BEGIN", "SELECT", "INSERT", "COMMIT"
+    ]
+    assert "pg_advisory_xact_lock" in trips[3]
+
+
+def test_a_sync_of_held_ids_reads_what_a_list_reads(client, headers, app):
+    sync(client, headers, ["A1", "B2", "C3"])
+    with count_round_trips(app) as listing:
+        client.get(API, headers=headers)
+    with count_round_trips(app) as syncing:
+        assert sync(client, headers, ["C3", "A1"]).json["favorites"] == ["A1", "B2", "C3"]
+
+    assert syncing == listing  # one statement, the same one
 
 
 def test_a_removal_reads_then_locks_and_writes_once(client, headers, app):

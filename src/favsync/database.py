@@ -4,6 +4,7 @@ from __future__ import annotations
 import collections
 import functools
 import hashlib
+import json
 import logging
 import weakref
 from collections.abc import Callable
@@ -104,6 +105,24 @@ def read(statement, values: dict | None = None) -> list:
     return again_if_disconnected(alone)
 
 
+def write(statement, values: dict) -> int:
+    """Run a write in the session's transaction; return how many rows it wrote.
+
+    On psycopg, as SQL compiled once with its parameters passed as they are:
+    SQLAlchemy would hash the statement to find it in its cache, and convert each
+    element of an array parameter with a call of its own (a sync's 500 ids, four
+    arrays). Through the Connection still: statement listeners see it.
+    """
+    connection = session().connection()
+    options = {"preserve_rowcount": True}  # SQLAlchemy keeps an INSERT's only if asked
+    if connection.dialect.driver == "psycopg":
+        compiled = _compiled(statement, connection.dialect)
+        return connection.exec_driver_sql(
+            compiled.sql, compiled.params(values), execution_options=options
+        ).rowcount
+    return connection.execute(statement, values, execution_options=options).rowcount
+
+
 def _watched(engine: sa.Engine) -> bool:
     """Whether anything (echo, a host's tracing, a test counting statements) wants to see
     each statement: then reads go through SQLAlchemy's Connection, which shows them."""
@@ -168,20 +187,30 @@ class _Compiled:
     sql: str
     fixed: dict
     row: type
+    converted: tuple  # (name, converter) of each parameter psycopg cannot take as it is
 
     def params(self, values: dict | None) -> dict:
-        return {**self.fixed, **values} if values else self.fixed
+        if not values:
+            return self.fixed
+        params = {**self.fixed, **values}
+        for name, convert in self.converted:
+            params[name] = convert(params[name])
+        return params
 
 
 @functools.lru_cache(maxsize=256)
 def _compiled(statement, dialect) -> _Compiled:
     # SQLAlchemy would otherwise hash the whole statement on every request to find
-    # it in its cache. Parameters go to psycopg as they are: no type on a hot read
-    # needs converting, and psycopg returns timezone-aware datetimes itself.
+    # it in its cache. Parameters go to psycopg as they are but lists bound as JSON:
+    # no other type on a hot path needs converting, and psycopg takes and returns
+    # timezone-aware datetimes itself.
     compiled = statement.compile(dialect=dialect)
     fixed = {compiled.bind_names[bind]: bind.effective_value
              for bind in compiled.binds.values() if not bind.required}
-    return _Compiled(str(compiled), fixed, collections.namedtuple("Row", statement.selected_columns.keys()))
+    converted = tuple((compiled.bind_names[bind], bind.type.bind_processor(dialect))
+                      for bind in compiled.binds.values() if isinstance(bind.type, JsonList))
+    columns = statement.selected_columns.keys() if isinstance(statement, sa.Select) else ()
+    return _Compiled(str(compiled), fixed, collections.namedtuple("Row", columns), converted)
 
 
 _reading_engines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -217,12 +246,33 @@ def again_if_disconnected(attempt: Callable[[], T], reset: Callable[[], None] | 
         return attempt()
 
 
+class JsonList(sa.TypeDecorator):
+    """A list (of values, or of rows as tuples) bound as one JSON text, for PostgreSQL
+    to take apart: psycopg's array parameters check every element of a list with a
+    regular expression, ~0.3 ms for a sync's 500 ids, several times json.dumps."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else json.dumps(list(value))
+
+
+def json_elements(name: str):
+    """As SQL, the elements of the JSON array bound as `name` (a JsonList), one row each."""
+    return sa.func.json_array_elements(sa.cast(sa.bindparam(name, type_=JsonList), postgresql.JSON))
+
+
 def in_bound_list(column, name: str, dialect: str):
     """`column` IN the list bound as `name`, in a statement that is built once: on
-    PostgreSQL one array parameter (= ANY), so the SQL text is the same for every
-    length and the server reuses its plan; elsewhere an expanding IN."""
+    PostgreSQL one JSON parameter, so the SQL text is the same for every length and
+    the server reuses its plan; elsewhere an expanding IN."""
     if dialect == "postgresql":
-        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
+        element = sa.func.json_array_elements_text(
+            sa.cast(sa.bindparam(name, type_=JsonList), postgresql.JSON)
+        )
+        return column.in_(sa.select(element if isinstance(column.type, sa.String)
+                                    else sa.cast(element, column.type)))
     return column.in_(sa.bindparam(name, expanding=True))
 
 

@@ -13,15 +13,15 @@ import functools
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import aliased
 
 from . import outbox
 from .database import (
-    UTCDateTime, again_if_disconnected, dialect_name, in_bound_list, insert, read, serialize,
-    session, utcnow,
+    UTCDateTime, again_if_disconnected, dialect_name, in_bound_list, insert, json_elements, read,
+    serialize, session, utcnow, write,
 )
 from .errors import too_many_favorites, token_no_longer_valid
 from .models import Client, Credentials, Favorite, SyncSession
@@ -106,6 +106,9 @@ def merge_favorites(client: Whose, device: DeviceList, limit: int) -> Merged:
 
     Rejects the whole merge when it would leave more than `limit` favourites.
     """
+    held = _held_already(client, device, limit)
+    if held is not None:
+        return Merged(held.version, held.favorites, UNION, [], [])
 
     def planned(state: _State) -> _Plan:
         plan = _Plan(state)
@@ -140,6 +143,22 @@ def merge_favorites(client: Whose, device: DeviceList, limit: int) -> Merged:
         _changed(client_id, added=plan.added, removed=plan.removed)
         session().commit()
     return Merged(plan.version, plan.favorites, plan.merge, plan.added, plan.removed)
+
+
+def _held_already(client: Whose, device: DeviceList, limit: int) -> Listing | None:
+    """The client's favourites, if a union merge of `device` would change nothing.
+
+    The sync a page sends on every load, of ids the client holds: answered from
+    the list read (the one GET makes) instead of the rows a merge plans from,
+    which cost the database and the request several times more. A device that
+    names a base (or a session, which may hold one) may remove ids: it plans.
+    """
+    if device.base_version is not None or device.session_id is not None:
+        return None
+    listing = current(client)
+    if len(listing.favorites) > limit or not set(device.favorites).issubset(listing.favorites):
+        return None  # the merge adds (or refuses), planned from a read of its own
+    return listing
 
 
 def remove_favorite(client: Whose, listing_id: str) -> tuple[Listing, bool]:
@@ -390,9 +409,9 @@ def toggled(history: str, version: int, horizon: int) -> str:
     return " ".join(str(toggle) for toggle in [*kept, *(t for t in toggles if t > horizon), version])
 
 
-@dataclass(frozen=True)
-class _Change:
-    """One row as a change writes it (at the change's version)."""
+class _Change(NamedTuple):
+    """One row as a change writes it (at the change's version). A tuple: a sync makes
+    one per id it adds, up to 500."""
 
     added_version: int
     removed: bool
@@ -478,27 +497,20 @@ class _Plan:
         client's version is still that one. Return whether the rows were written."""
         if not self.changes:
             return True
-        rows = [
-            (listing_id, change.added_version, change.removed, change.history)
-            for listing_id, change in self.changes.items()
-        ]
+        rows = [(listing_id, *change) for listing_id, change in self.changes.items()]
         values = {"of_client": self.state.client_id, "at_version": self.next_version,
                   "changed_at": self.now}
         if if_still is not None:
             values["if_still"] = if_still
         dialect = dialect_name()
         if dialect == "postgresql":
-            statement = _upsert_from_arrays(if_still is not None)
-            values.update(zip(_ARRAYS, map(list, zip(*rows, strict=True)), strict=True))
+            statement = _upsert_from_json(if_still is not None)
+            values["changed_rows"] = rows
         else:
             statement = _upsert(_values_of(rows), if_still is not None, dialect)
         # Core, on the session's connection: the ORM would take an INSERT with
         # parameters for a bulk insert of objects.
-        written = session().connection().execute(
-            statement, values,
-            execution_options={"preserve_rowcount": True},  # SQLAlchemy keeps an INSERT's only if asked
-        )
-        return written.rowcount > 0
+        return write(statement, values) > 0
 
 
 # A changed row, as a change writes it (its client, version and removal time are the change's).
@@ -508,21 +520,17 @@ _ROW = {
     "removed": sa.Boolean,
     "history": sa.String,
 }
-_ARRAYS = [f"{name}_array" for name in _ROW]  # PostgreSQL: one array parameter per column
 
 
 @functools.cache
-def _upsert_from_arrays(conditional: bool):
-    """PostgreSQL's upsert of the changed rows, sent as one array per column: its
-    statement is built and compiled once, however many rows a change has."""
-    rows = (
-        sa.func.unnest(*(
-            sa.bindparam(array, type_=postgresql.ARRAY(type_))
-            for array, type_ in zip(_ARRAYS, _ROW.values(), strict=True)
-        ))
-        .table_valued(*_ROW)
-        .render_derived(name="incoming")
-    )
+def _upsert_from_json(conditional: bool):
+    """PostgreSQL's upsert of the changed rows, sent as one JSON array of rows (a
+    JsonList): its statement is built and compiled once, however many rows a change has."""
+    value = json_elements("changed_rows").table_valued("value").alias("changed").c.value
+    rows = sa.select(*(
+        sa.cast(value.op("->>")(sa.literal_column(str(position))), type_).label(name)
+        for position, (name, type_) in enumerate(_ROW.items())
+    )).subquery("incoming")
     return _upsert(rows, conditional, "postgresql")
 
 
