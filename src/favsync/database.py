@@ -158,7 +158,7 @@ def _read_on_psycopg(engine: sa.Engine, statement, values: dict | None) -> list:
     finally:
         if pooled is not None:
             pooled.close()  # back to the pool
-    return [compiled.row(*row) for row in found]
+    return list(map(compiled.make_row, found))
 
 
 def _lost(engine: sa.Engine, pooled, exc: Exception, sql: str, values) -> sa.exc.DBAPIError:
@@ -188,6 +188,11 @@ class _Compiled:
     fixed: dict
     row: type
     converted: tuple  # (name, converter) of each parameter psycopg cannot take as it is
+
+    @functools.cached_property
+    def make_row(self):
+        # The named tuple's own tuple.__new__, without its __new__'s argument handling.
+        return functools.partial(tuple.__new__, self.row)
 
     def params(self, values: dict | None) -> dict:
         if not values:
