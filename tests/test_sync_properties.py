@@ -129,6 +129,8 @@ class Devices(RuleBasedStateMachine):
         assert answer["merge"] == ("three-way" if three_way else "union"), answer
         event(f"{device.kind} sync: {answer['merge']}")
         self.check_answer(answer)
+        # The answer lists them as the database does (a sync works the order out itself).
+        assert self.client.get(API, headers=device.headers).json["favorites"] == answer["favorites"]
         if three_way:
             # No resurrection: what the device held untouched and another removed stays removed.
             untouched = set(device.seen) & set(device.favorites) - set(device.killed)

@@ -480,17 +480,15 @@ class _Plan:
     def favorites(self) -> list[str]:
         """The favourites after the change, in the order the database lists them (ask once
         the plan is complete)."""
-        order = {
-            listing_id: (row.added_version, row.id, 0)
-            for listing_id, row in self.state.rows.items()
-            if row.live and listing_id not in self.changes
-        }
-        for index, (listing_id, change) in enumerate(self.changes.items()):
-            if not change.removed:
-                row = self.state.rows.get(listing_id)
-                # A new row's id comes after every existing one, in insertion order.
-                order[listing_id] = (change.added_version, row.id if row else float("inf"), index)
-        return sorted(order, key=order.__getitem__)
+        rows, changes = self.state.rows, self.changes
+        # The rows were read in that order (by the version that added them, then id).
+        kept = [listing_id for listing_id, row in rows.items() if row.live and listing_id not in changes]
+        # Whatever a change adds, it adds at the next version, after every kept row:
+        # existing rows by their id, then new rows, whose ids follow in insertion order.
+        added = [listing_id for listing_id, change in changes.items() if not change.removed]
+        existing = sorted((listing_id for listing_id in added if listing_id in rows),
+                          key=lambda listing_id: rows[listing_id].id)
+        return [*kept, *existing, *(listing_id for listing_id in added if listing_id not in rows)]
 
     def write(self, *, if_still: int | None = None) -> bool:
         """Upsert the changed rows in one statement; given `if_still`, only while the
