@@ -396,8 +396,9 @@ def count_statements(app):
 
 @contextlib.contextmanager
 def count_round_trips(app):
-    """What `app` asks PostgreSQL while the block runs, one entry per round trip (a
-    message that waits for ReadyForQuery: a statement, and BEGIN and COMMIT too).
+    """What `app` asks PostgreSQL while the block runs, one entry per round trip (until
+    a ReadyForQuery: a statement, BEGIN and COMMIT too, or a pipeline of them, its
+    statements joined by " + ").
 
     Read off libpq's protocol trace of every connection the app's pool hands out.
     """
@@ -423,15 +424,16 @@ def count_round_trips(app):
         sa.event.remove(pool, "checkout", checkout)
         sa.event.remove(pool, "checkin", checkin)
         trace.seek(0)
-        asked = None
+        asked = []
         for line in trace.read().decode(errors="replace").splitlines():
             sender, _, rest = line.partition("\t")
             message = rest.partition("\t")[2]
             if sender == "F" and message.startswith(("Query", "Parse")):
                 # Query "BEGIN", or Parse "" "SELECT ...": the first quoted SQL
-                asked = re.search(r'"([A-Za-z][^"]*)', message)[1][:60]
+                asked.append(re.search(r'"([A-Za-z][^"]*)', message)[1][:60])
             elif sender == "B" and message.startswith("ReadyForQuery"):
-                trips.append(asked)
+                trips.append(" + ".join(asked))
+                asked = []
         trace.close()
 
 

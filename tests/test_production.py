@@ -150,3 +150,33 @@ def test_a_sync_whose_write_meets_a_dropped_connection_takes_its_lock_again(clie
     assert not pending
     assert response.status_code == 200 and response.json["favorites"] == ["A1", "B2"]
     assert response.json["version"] == 2
+
+
+def test_a_pipelined_lock_and_write_on_a_dropped_connection_are_sent_again(client, auth, app):
+    # As above, with nothing listening to statements: the lock and the write go in
+    # one pipeline, which meets the dead connection and is sent again on a new one.
+    import sqlalchemy as sa
+
+    from conftest import engine
+
+    headers = auth.headers("pipelined@example.com")
+    client.post(f"{API}/sync", json={"favorites": ["A1"]}, headers=headers)
+    checkouts = []
+
+    def drop_the_third(dbapi_connection, record, proxy):
+        # The sync's list read, its planning read, then the session's connection: the write's.
+        checkouts.append(dbapi_connection.info.backend_pid)
+        if len(checkouts) == 3:
+            drop_connections(app, dbapi_connection.info.backend_pid)
+
+    sa.event.listen(engine(app).pool, "checkout", drop_the_third)
+    try:
+        response = client.post(f"{API}/sync", json={"favorites": ["A1", "B2"]}, headers=headers)
+    finally:
+        sa.event.remove(engine(app).pool, "checkout", drop_the_third)
+
+    assert len(checkouts) == 4  # the write's connection again, a new one
+    assert response.status_code == 200 and response.json["favorites"] == ["A1", "B2"]
+    assert response.json["version"] == 2
+    stored = client.get(API, headers=headers).json
+    assert (stored["favorites"], stored["version"]) == (["A1", "B2"], 2)  # written once

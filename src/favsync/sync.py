@@ -21,7 +21,7 @@ from sqlalchemy.orm import aliased
 from . import outbox
 from .database import (
     UTCDateTime, again_if_disconnected, dialect_name, in_bound_list, insert, json_elements, read,
-    serialize, session, utcnow, write,
+    session, utcnow, write,
 )
 from .errors import too_many_favorites, token_no_longer_valid
 from .models import Client, Credentials, Favorite, SyncSession
@@ -190,10 +190,12 @@ def _change(read_state: Callable[[], _State], plan_for: Callable[[_State], _Plan
     plan = plan_for(read_state())
     if not plan.changes:
         return plan
-    # The lock is the transaction's first statement: on a connection the database
-    # dropped since (a restart), nothing is lost by taking it again on a new one.
-    again_if_disconnected(lambda: serialize(f"favorites:{plan.state.client_id}"), session().rollback)
-    if not plan.write(if_still=plan.state.version):
+    # The lock and the write are the transaction's first statements: on a connection
+    # the database dropped since (a restart), nothing is lost by sending them again.
+    lock = f"favorites:{plan.state.client_id}"
+    if not again_if_disconnected(
+        lambda: plan.write(if_still=plan.state.version, lock=lock), session().rollback
+    ):
         plan = plan_for(read_state())
         plan.write()
     return plan
@@ -490,9 +492,10 @@ class _Plan:
                           key=lambda listing_id: rows[listing_id].id)
         return [*kept, *existing, *(listing_id for listing_id in added if listing_id not in rows)]
 
-    def write(self, *, if_still: int | None = None) -> bool:
-        """Upsert the changed rows in one statement; given `if_still`, only while the
-        client's version is still that one. Return whether the rows were written."""
+    def write(self, *, if_still: int | None = None, lock: str | None = None) -> bool:
+        """Upsert the changed rows in one statement, first taking `lock` if given; given
+        `if_still`, only while the client's version is still that one. Return whether
+        the rows were written."""
         if not self.changes:
             return True
         rows = [(listing_id, *change) for listing_id, change in self.changes.items()]
@@ -508,7 +511,7 @@ class _Plan:
             statement = _upsert(_values_of(rows), if_still is not None, dialect)
         # Core, on the session's connection: the ORM would take an INSERT with
         # parameters for a bulk insert of objects.
-        return write(statement, values) > 0
+        return write(statement, values, lock=lock) > 0
 
 
 # A changed row, as a change writes it (its client, version and removal time are the change's).
