@@ -118,7 +118,7 @@ def write(statement, values: dict, *, lock: str | None = None) -> int:
     """
     engine = state().db.engine
     psycopg = engine.dialect.driver == "psycopg"
-    if lock is not None and psycopg and not _watched(engine):
+    if lock is not None and psycopg and not _watched(engine) and _pipelines(engine.dialect.loaded_dbapi):
         connection = session().connection()
         compiled = _compiled(statement, connection.dialect)
         return _locked_write_in_one_round_trip(connection, lock, compiled.sql, compiled.params(values))
@@ -140,8 +140,9 @@ _LOCK = "SELECT pg_advisory_xact_lock(%s)"
 def _locked_write_in_one_round_trip(connection: sa.Connection, lock: str, sql: str, params) -> int:
     """Take the lock and run the write in one psycopg pipeline on the session's connection.
 
-    A driver error is raised as SQLAlchemy's Connection would raise it, the
-    connection invalidated when the database dropped it: the caller may begin again.
+    A driver error is raised as SQLAlchemy's Connection would raise it: on a
+    disconnect the connection is invalidated, and so is every other one the pool
+    opened, so the caller may begin again on a live one.
     """
     driver = connection.connection.driver_connection
     try:
@@ -152,11 +153,20 @@ def _locked_write_in_one_round_trip(connection: sa.Connection, lock: str, sql: s
         disconnected = connection.dialect.is_disconnect(exc, driver, None)
         if disconnected:
             connection.invalidate(exc)
-        raise sa.exc.DBAPIError.instance(
-            sql, params, exc, connection.dialect.loaded_dbapi.Error,
-            connection_invalidated=disconnected, dialect=connection.dialect,
-        ) from exc
+        raise _as_sqlalchemy_error(connection.engine, exc, sql, params, disconnected) from exc
+    except BaseException:
+        # Anything else midway (a worker's timeout, a bug): the pipeline's results
+        # are in an unknown state; the session's rollback gets a new connection.
+        connection.invalidate()
+        raise
     return written.rowcount
+
+
+@functools.cache
+def _pipelines(dbapi) -> bool:
+    # psycopg's binary wheels bundle a libpq that has pipeline mode; one built
+    # against a system libpq older than 14 has not.
+    return dbapi.Pipeline.is_supported()
 
 
 def _watched(engine: sa.Engine) -> bool:
@@ -208,6 +218,14 @@ def _lost(engine: sa.Engine, pooled, exc: Exception, sql: str, values) -> sa.exc
     disconnected = engine.dialect.is_disconnect(exc, dbapi_connection, None)
     if pooled is not None:
         pooled.invalidate(exc)
+    return _as_sqlalchemy_error(engine, exc, sql, values, disconnected)
+
+
+def _as_sqlalchemy_error(
+    engine: sa.Engine, exc: Exception, sql: str, values, disconnected: bool
+) -> sa.exc.DBAPIError:
+    """SQLAlchemy's error for a driver's; on a disconnect, the pool starts afresh first:
+    every connection it opened before the loss is as dead as the one that failed."""
     if disconnected:
         engine.dispose()
     return sa.exc.DBAPIError.instance(
