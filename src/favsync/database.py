@@ -171,7 +171,8 @@ def _pipelines(dbapi) -> bool:
 
 def _watched(engine: sa.Engine) -> bool:
     """Whether anything (echo, a host's tracing, a test counting statements) wants to see
-    each statement: then reads go through SQLAlchemy's Connection, which shows them."""
+    each statement: then reads and locked writes go through SQLAlchemy's Connection,
+    which shows them."""
     return bool(engine.echo or engine.dispatch.before_cursor_execute
                 or engine.dispatch.after_cursor_execute)
 
@@ -319,7 +320,11 @@ class JsonList(sa.TypeDecorator):
 
 def json_elements(name: str):
     """As SQL, the elements of the JSON array bound as `name` (a JsonList), one row each."""
-    return sa.func.json_array_elements(sa.cast(sa.bindparam(name, type_=JsonList), postgresql.JSON))
+    return sa.func.json_array_elements(_bound_json(name))
+
+
+def _bound_json(name: str):
+    return sa.cast(sa.bindparam(name, type_=JsonList), postgresql.JSON)
 
 
 def in_bound_list(column, name: str, dialect: str):
@@ -327,9 +332,7 @@ def in_bound_list(column, name: str, dialect: str):
     PostgreSQL one JSON parameter, so the SQL text is the same for every length and
     the server reuses its plan; elsewhere an expanding IN."""
     if dialect == "postgresql":
-        element = sa.func.json_array_elements_text(
-            sa.cast(sa.bindparam(name, type_=JsonList), postgresql.JSON)
-        )
+        element = sa.func.json_array_elements_text(_bound_json(name))
         return column.in_(sa.select(element if isinstance(column.type, sa.String)
                                     else sa.cast(element, column.type)))
     return column.in_(sa.bindparam(name, expanding=True))
