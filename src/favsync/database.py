@@ -237,17 +237,12 @@ def _as_sqlalchemy_error(
 
 @dataclass(frozen=True)
 class _Compiled:
-    """A statement compiled once for psycopg: its SQL, its fixed parameters and its row type."""
+    """A statement compiled once for psycopg: its SQL, its fixed parameters and how to name a row."""
 
     sql: str
     fixed: dict
-    row: type
+    make_row: Callable[[tuple], tuple]
     converted: tuple  # (name, converter) of each parameter psycopg cannot take as it is
-
-    @functools.cached_property
-    def make_row(self):
-        # The named tuple's own tuple.__new__, without its __new__'s argument handling.
-        return functools.partial(tuple.__new__, self.row)
 
     def params(self, values: dict | None) -> dict:
         if not values:
@@ -270,7 +265,9 @@ def _compiled(statement, dialect) -> _Compiled:
     converted = tuple((compiled.bind_names[bind], bind.type.bind_processor(dialect))
                       for bind in compiled.binds.values() if isinstance(bind.type, JsonList))
     columns = statement.selected_columns.keys() if isinstance(statement, sa.Select) else ()
-    return _Compiled(str(compiled), fixed, collections.namedtuple("Row", columns), converted)
+    # The named tuple's own tuple.__new__, without its __new__'s argument handling.
+    make_row = functools.partial(tuple.__new__, collections.namedtuple("Row", columns))
+    return _Compiled(str(compiled), fixed, make_row, converted)
 
 
 _reading_engines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
