@@ -51,11 +51,22 @@ def test_a_sync_that_adds_reads_then_locks_and_writes_once(client, headers, app,
     with count_round_trips(app) as trips:
         assert sync(client, headers, [f"L{i}" for i in range(count)]).status_code == 200
 
-    # The list (as GET reads it: are they all held?), the rows to plan from, BEGIN
-    # (psycopg waits for it), the lock and the write in one pipeline, the commit.
-    assert [trip.split()[0] for trip in trips] == ["SELECT", "SELECT", "BEGIN", "SELECT", "COMMIT"]
-    assert [statement.split()[0] for statement in trips[3].split(" + ")] == ["SELECT", "INSERT"]
-    assert "pg_advisory_xact_lock" in trips[3]
+    # The list (as GET reads it: are they all held?), the rows to plan from, then
+    # BEGIN, the lock, the write and COMMIT in one pipeline: three round trips.
+    assert len(trips) == 3 and [trip.split()[0] for trip in trips[:2]] == ["SELECT", "SELECT"]
+    assert [statement.split()[0] for statement in trips[2].split(" + ")] == [
+        "BEGIN", "SELECT", "INSERT", "COMMIT"]
+    assert "pg_advisory_xact_lock" in trips[2]
+
+
+def test_a_sync_whose_change_has_company_commits_it_in_the_session(client, headers, app):
+    # A browser session's base is written in the change's transaction: BEGIN waits
+    # alone (psycopg's), then the lock and the write in one pipeline, the base, COMMIT.
+    with count_round_trips(app) as trips:
+        assert sync(client, {**headers, "X-Session-ID": "550e8400-e29b-41d4-a716-446655440000"}, ["A1"]).status_code == 200
+
+    assert [trip.split()[0] for trip in trips] == ["SELECT", "BEGIN", "SELECT", "INSERT", "COMMIT"]
+    assert [statement.split()[0] for statement in trips[2].split(" + ")] == ["SELECT", "INSERT"]
 
 
 def test_a_sync_of_held_ids_reads_what_a_list_reads(client, headers, app):
@@ -75,8 +86,10 @@ def test_a_removal_reads_then_locks_and_writes_once(client, headers, app):
     with count_round_trips(app) as absent:
         client.delete(f"{API}/A1", headers=headers)
 
-    assert [trip.split()[0] for trip in trips] == ["SELECT", "BEGIN", "SELECT", "COMMIT"]
-    assert "pg_advisory_xact_lock" in trips[2] and "INSERT" in trips[2]
+    assert len(trips) == 2 and trips[0].startswith("SELECT")
+    assert [statement.split()[0] for statement in trips[1].split(" + ")] == [
+        "BEGIN", "SELECT", "INSERT", "COMMIT"]
+    assert "pg_advisory_xact_lock" in trips[1]
     assert len(absent) == 1
 
 
@@ -106,3 +119,35 @@ def test_a_read_that_fails_midway_never_leaves_its_connection_in_autocommit(app,
         with engine.connect() as connection:  # the pool's most recently returned one
             assert connection.connection.driver_connection.autocommit is False
         assert favorites_of(1) == []
+
+
+def test_a_write_that_fails_midway_leaves_no_connection_in_autocommit_or_a_transaction(app, monkeypatch):
+    from favsync import database, favorites_of
+    from favsync.models import Client
+    from favsync.sync import DeviceList, merge_favorites
+
+    def device(*ids):
+        return DeviceList(favorites=list(ids), removed=[], base_version=None, session_id=None)
+
+    def interrupted(self, values):
+        if "changed_rows" in (values or {}):  # the write's, inside its pipeline
+            raise RuntimeError("interrupted after BEGIN and the lock were queued")
+        return original(self, values)
+
+    original = database._Compiled.params
+    with app.app_context():
+        client_id = Client.find_or_create(1, "midway@example.com").id
+        database.session().commit()
+        merge_favorites(client_id, device("A1"), 500)
+        monkeypatch.setattr(database._Compiled, "params", interrupted)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            merge_favorites(client_id, device("A1", "B2"), 500)
+        monkeypatch.undo()
+
+        engine = app.extensions["favsync"].db.engine
+        with engine.connect() as connection:  # the pool's most recently returned one
+            driver = connection.connection.driver_connection
+            assert driver.autocommit is False
+            assert driver.info.transaction_status.name == "IDLE"
+        assert favorites_of(client_id) == ["A1"]
+        assert merge_favorites(client_id, device("A1", "B2"), 500).favorites == ["A1", "B2"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import hashlib
 import json
@@ -76,6 +77,19 @@ def dialect_name() -> str:
     return state().dialect
 
 
+def in_transaction() -> bool:
+    """Whether this request's session has a transaction open."""
+    scoped = session()
+    # A request that only reads never makes a Session: has() asks without making one.
+    return scoped.registry.has() and scoped().in_transaction()
+
+
+def commit() -> None:
+    """Commit the session's transaction, if it has one (a write committed alone left none)."""
+    if in_transaction():
+        session().commit()
+
+
 def read(statement, values: dict | None = None) -> list:
     """Run a read, as cheaply as the database allows, and survive a restart of it.
 
@@ -88,10 +102,8 @@ def read(statement, values: dict | None = None) -> list:
     on a new one. Inside a transaction it runs there, and a lost connection is the
     caller's 503: what the transaction did before is gone.
     """
-    scoped = session()
-    # A request that only reads never makes a Session: has() asks without making one.
-    if scoped.registry.has() and scoped().in_transaction():
-        return scoped.execute(statement, values).all()
+    if in_transaction():
+        return session().execute(statement, values).all()
 
     engine = state().db.engine
     if engine.dialect.driver == "psycopg" and not _watched(engine):
@@ -162,6 +174,37 @@ def _locked_write_in_one_round_trip(connection: sa.Connection, lock: str, sql: s
     return written.rowcount
 
 
+def commits_alone() -> bool:
+    """Whether a locked write can have a transaction of its own, in one round trip
+    (`write_alone`): on psycopg with pipeline mode, with nothing watching statements,
+    and no transaction open in the session that the write would have to join."""
+    engine = state().db.engine
+    return (engine.dialect.driver == "psycopg" and not _watched(engine)
+            and _pipelines(engine.dialect.loaded_dbapi) and not in_transaction())
+
+
+def write_alone(statement, values: dict, *, lock: str) -> int:
+    """Run a write in a transaction of its own, committed when this returns, after
+    taking the lock named `lock`; return how many rows it wrote. Only where
+    `commits_alone()`.
+
+    BEGIN, the lock, the write and COMMIT go in one psycopg pipeline, one round trip,
+    on a pooled connection outside the session, as reads run. The connection is in
+    autocommit for it: psycopg would send its own BEGIN and wait for it alone. After a
+    disconnect the caller may send the write again only if, once written, it writes
+    nothing (a guarded write): the lost answer may have been a COMMIT's.
+    """
+    engine = state().db.engine
+    compiled = _compiled(statement, engine.dialect)
+    with _in_autocommit(engine, compiled.sql, values) as connection:
+        with connection.pipeline():
+            connection.execute("BEGIN")
+            connection.execute(_LOCK, (_lock_id(lock),))
+            written = connection.execute(compiled.sql, compiled.params(values))
+            connection.execute("COMMIT")
+    return written.rowcount
+
+
 @functools.cache
 def _pipelines(dbapi) -> bool:
     # psycopg's binary wheels bundle a libpq that has pipeline mode; one built
@@ -182,20 +225,32 @@ def _read_on_psycopg(engine: sa.Engine, statement, values: dict | None) -> list:
 
     Not through a SQLAlchemy Connection: its checkout, isolation-level switch and
     result bookkeeping cost a read three times what psycopg does (BENCHMARKS.md).
-    The pool, its reset on return and SQLAlchemy's disconnect handling stay: a
-    dead connection is invalidated, and so is every other one the pool opened,
-    as SQLAlchemy's own Connection would.
     """
     compiled = _compiled(statement, engine.dialect)
+    with _in_autocommit(engine, compiled.sql, values) as connection:
+        found = connection.execute(compiled.sql, compiled.params(values)).fetchall()
+    return list(map(compiled.make_row, found))
+
+
+@contextlib.contextmanager
+def _in_autocommit(engine: sa.Engine, sql: str, values: dict | None):
+    """A psycopg connection from `engine`'s pool, in autocommit for the block.
+
+    The pool, its reset on return and SQLAlchemy's disconnect handling stay: a
+    dead connection is invalidated, and so is every other one the pool opened,
+    as SQLAlchemy's own Connection would; the driver's error is raised as
+    SQLAlchemy's (about `sql`). A connection whose block failed never goes back
+    to the pool.
+    """
     pooled = None
     try:
         pooled = engine.raw_connection()  # raises, as psycopg's, when no connection can be made
         connection = pooled.driver_connection
         connection.autocommit = True
-        found = connection.execute(compiled.sql, compiled.params(values)).fetchall()
+        yield connection
         connection.autocommit = False
     except engine.dialect.loaded_dbapi.Error as exc:
-        raise _lost(engine, pooled, exc, compiled.sql, values) from exc
+        raise _lost(engine, pooled, exc, sql, values) from exc
     except BaseException:
         # Anything else midway (a worker's timeout, a bug): the connection may still be
         # in autocommit, where the session's next transaction would not be one.
@@ -205,7 +260,6 @@ def _read_on_psycopg(engine: sa.Engine, statement, values: dict | None) -> list:
     finally:
         if pooled is not None:
             pooled.close()  # back to the pool
-    return list(map(compiled.make_row, found))
 
 
 def _lost(engine: sa.Engine, pooled, exc: Exception, sql: str, values) -> sa.exc.DBAPIError:

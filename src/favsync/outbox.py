@@ -48,12 +48,17 @@ def add_email(email: Email, *, expires_at: datetime | None = None) -> int:
     return _add(EMAIL, email.to, {}, _email_content(email), expires_at)
 
 
+def sends_webhooks() -> bool:
+    """Whether `add_event` queues anything: FAVSYNC_WEBHOOK_URL is set."""
+    return state().settings.webhook_url is not None
+
+
 def add_event(event_type: str, data: dict) -> int | None:
     """Queue a webhook event for the CRM, if FAVSYNC_WEBHOOK_URL is set."""
-    url = state().settings.webhook_url
-    if url is None:
+    if not sends_webhooks():
         return None
-    return _add(WEBHOOK, url, {"type": event_type}, webhooks.payload(event_type, data), None)
+    return _add(WEBHOOK, state().settings.webhook_url, {"type": event_type},
+                webhooks.payload(event_type, data), None)
 
 
 def add_emails(emails: Sequence[Email], *, not_before: datetime | None = None) -> list[str]:

@@ -20,8 +20,8 @@ from sqlalchemy.orm import aliased
 
 from . import outbox
 from .database import (
-    UTCDateTime, again_if_disconnected, dialect_name, in_bound_list, insert, json_elements, read,
-    session, utcnow, write,
+    UTCDateTime, again_if_disconnected, commit, commits_alone, dialect_name, in_bound_list, insert,
+    json_elements, read, serialize, session, utcnow, write, write_alone,
 )
 from .errors import too_many_favorites, token_no_longer_valid
 from .models import Client, Credentials, Favorite, SyncSession
@@ -128,6 +128,8 @@ def merge_favorites(client: Whose, device: DeviceList, limit: int) -> Merged:
             shape=_PLANNING,
         ),
         planned,
+        # A browser session's base, or an event for the CRM, goes in the change's transaction.
+        alone=device.session_id is None and not outbox.sends_webhooks(),
     )
     client_id = plan.state.client_id
     remember = device.session_id is not None and (
@@ -141,7 +143,7 @@ def merge_favorites(client: Whose, device: DeviceList, limit: int) -> Merged:
         _remember(client_id, device.session_id, plan.version, plan.now)
     if plan.changes or remember:  # a sync that changes nothing only read
         _changed(client_id, added=plan.added, removed=plan.removed)
-        session().commit()
+        commit()
     return Merged(plan.version, plan.favorites, plan.merge, plan.added, plan.removed)
 
 
@@ -170,15 +172,17 @@ def remove_favorite(client: Whose, listing_id: str) -> tuple[Listing, bool]:
             plan.remove(state.rows[listing_id])
         return plan
 
-    plan = _change(lambda: _State.read(client, _live, shape=_PLANNING), planned)
+    plan = _change(lambda: _State.read(client, _live, shape=_PLANNING), planned,
+                   alone=not outbox.sends_webhooks())
     present = bool(plan.removed)
     if present:
         _changed(plan.state.client_id, added=[], removed=[listing_id])
-        session().commit()
+        commit()
     return Listing(plan.version, plan.favorites), present
 
 
-def _change(read_state: Callable[[], _State], plan_for: Callable[[_State], _Plan]) -> _Plan:
+def _change(read_state: Callable[[], _State], plan_for: Callable[[_State], _Plan], *,
+            alone: bool) -> _Plan:
     """Plan a change from a read; if it changes anything, write it under the client's lock.
 
     The read runs alone, outside a transaction: a sync that changes nothing costs
@@ -186,16 +190,26 @@ def _change(read_state: Callable[[], _State], plan_for: Callable[[_State], _Plan
     versions are handed out one at a time; the write happens only if no one
     changed the favourites between the read and the lock, else the change is
     planned again from a read under the lock, where no one can.
+
+    When the change is `alone` in its transaction (nothing else is to be written
+    with it) and the database allows, it is committed here: its BEGIN, lock, write
+    and COMMIT in one round trip. Otherwise it is in the session's transaction,
+    for the caller to commit (`commit()` commits whichever is left open).
     """
     plan = plan_for(read_state())
     if not plan.changes:
         return plan
+    lock = f"favorites:{plan.state.client_id}"
+    alone = alone and commits_alone()
     # The lock and the write are the transaction's first statements: on a connection
     # the database dropped since (a restart), nothing is lost by sending them again.
-    lock = f"favorites:{plan.state.client_id}"
+    # Nor doubled: if the answer lost was a COMMIT's, the version has moved, the write
+    # sent again writes nothing, and the change is planned again under the lock.
     if not again_if_disconnected(
-        lambda: plan.write(if_still=plan.state.version, lock=lock), session().rollback
+        lambda: plan.write(if_still=plan.state.version, lock=lock, alone=alone), session().rollback
     ):
+        if alone:  # that transaction is over: this one takes the lock
+            serialize(lock)
         plan = plan_for(read_state())
         plan.write()
     return plan
@@ -492,10 +506,10 @@ class _Plan:
                           key=lambda listing_id: rows[listing_id].id)
         return [*kept, *existing, *(listing_id for listing_id in added if listing_id not in rows)]
 
-    def write(self, *, if_still: int | None = None, lock: str | None = None) -> bool:
+    def write(self, *, if_still: int | None = None, lock: str | None = None, alone: bool = False) -> bool:
         """Upsert the changed rows in one statement, first taking `lock` if given; given
-        `if_still`, only while the client's version is still that one. Return whether
-        the rows were written."""
+        `if_still`, only while the client's version is still that one; if `alone`, in a
+        transaction of its own, committed (`write_alone`). Return whether the rows were written."""
         if not self.changes:
             return True
         rows = [(listing_id, *change) for listing_id, change in self.changes.items()]
@@ -511,6 +525,8 @@ class _Plan:
             statement = _upsert(_values_of(rows), if_still is not None, dialect)
         # Core, on the session's connection: the ORM would take an INSERT with
         # parameters for a bulk insert of objects.
+        if alone:
+            return write_alone(statement, values, lock=lock) > 0
         return write(statement, values, lock=lock) > 0
 
 
