@@ -99,6 +99,25 @@ def test_an_unusable_request_id_is_replaced(client, request_id):
     assert len(response.headers["X-Request-ID"]) == 32
 
 
+def test_made_request_ids_differ_between_requests_and_between_worker_processes(client):
+    import os
+
+    from favsync.requestlog import new_request_id
+
+    made = {client.get("/healthz").headers["X-Request-ID"] for _ in range(3)}
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # a gunicorn worker, forked from the process that imported favsync
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    in_child = os.read(read, 64).decode()
+    os.close(read), os.close(write)
+
+    assert len(made) == 3 and all(len(request_id) == 32 for request_id in made)
+    assert in_child[:16] not in {request_id[:16] for request_id in made}
+
+
 def test_purge_deletes_links_expired_or_used_before_the_cutoff(app, runner):
     now = datetime.now(timezone.utc)
     ages = {"old-expired": (9, None), "old-used": (1, 8), "recent-expired": (2, None), "pending": (-1, None)}

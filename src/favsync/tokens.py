@@ -1,6 +1,7 @@
 """Pure crypto: emailed secrets, typed codes, digests, and the favourites JWT."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -120,7 +121,7 @@ def decode_auth_token(settings: Settings, token: str) -> dict:
         )
     except jwt.ExpiredSignatureError:
         raise unauthorized("The auth token has expired; sign in again.") from None
-    except (jwt.InvalidTokenError, TypeError):  # TypeError: an unhashable kid
+    except (jwt.InvalidTokenError, TypeError):  # TypeError: a header PyJWT does not expect
         raise unauthorized("The auth token is not valid.") from None
     if (
         claims["type"] != TOKEN_TYPE
@@ -138,13 +139,27 @@ def _named_key(token: str):
     Not jwt.get_unverified_header: jwt.decode then parses and checks the same
     header again, and every signed-in request pays for both.
     """
-    try:
-        header = json.loads(base64url_decode(token.partition(".")[0]))
-    except (ValueError, RecursionError):  # bad base64, JSON or UTF-8; absurdly deep JSON
-        raise unauthorized("The auth token is not valid.") from None
-    if not isinstance(header, dict):
+    kid = _kid_of_header(token.partition(".")[0])
+    if kid is _NOT_A_HEADER:
         raise unauthorized("The auth token is not valid.")
-    return header.get("kid")
+    return kid
+
+
+_NOT_A_HEADER = object()
+
+
+@functools.lru_cache(maxsize=64)
+def _kid_of_header(segment: str):
+    # Remembered: every token this service signs with one key has the same header.
+    try:
+        header = json.loads(base64url_decode(segment))
+    except (ValueError, RecursionError):  # bad base64, JSON or UTF-8; absurdly deep JSON
+        return _NOT_A_HEADER
+    if not isinstance(header, dict):
+        return _NOT_A_HEADER
+    kid = header.get("kid")
+    # A list or an object names no key, and would be a mutable answer to remember.
+    return kid if kid is None or isinstance(kid, (str, int, float)) else _NOT_A_HEADER
 
 
 def _is_int64(value) -> bool:
