@@ -452,9 +452,13 @@ class _Plan:
 
     def add_missing(self, incoming: list[str]) -> None:
         """Union: add every id the client does not hold."""
+        rows, changes, added = self.state.rows, self.changes, self.added
         for listing_id in dict.fromkeys(incoming):
-            row = self.state.rows.get(listing_id)
-            if row is None or not row.live:
+            row = rows.get(listing_id)
+            if row is None:  # most ids of a first sync: no row yet, nothing to look up again
+                changes[listing_id] = self._first_added
+                added.append(listing_id)
+            elif not row.live:
                 self.add(listing_id)
 
     def merge_three_ways(self, device: DeviceList, base: int) -> None:
@@ -475,17 +479,23 @@ class _Plan:
 
     def add(self, listing_id: str) -> None:
         row = self.state.rows.get(listing_id)
-        if row is not None and row.live:
+        if row is None:
+            self.changes[listing_id] = self._first_added
+            self.added.append(listing_id)
+            return
+        if row.live:
             # Hearted again while held: only newer removals may undo it.
             history = row.history
         else:
-            history = (
-                toggled(row.history, self.next_version, self.state.horizon)
-                if row is not None
-                else str(self.next_version)
-            )
+            history = toggled(row.history, self.next_version, self.state.horizon)
             self.added.append(listing_id)
         self.changes[listing_id] = _Change(self.next_version, False, history)
+
+    @functools.cached_property
+    def _first_added(self) -> _Change:
+        """The change of every id the client never held: a row added at the next version.
+        One (immutable) value shared by all of them."""
+        return _Change(self.next_version, False, str(self.next_version))
 
     def remove(self, row: sa.Row) -> None:
         history = toggled(row.history, self.next_version, self.state.horizon)
