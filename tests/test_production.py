@@ -190,3 +190,33 @@ class TestARestartBetweenASyncsReadAndItsWrite:
         assert len(checkouts) == 4
         stored = client.get(API, headers=headers).json
         assert (stored["favorites"], stored["version"]) == (["A1", "B2"], 2)  # written once
+
+
+def test_a_change_whose_commit_answer_was_lost_is_not_written_twice(client, auth, app, monkeypatch):
+    # The change committed, then the connection died before its answer came back (a
+    # restart at that very moment): sent again, the guarded write finds the version
+    # moved and writes nothing; the change is planned again under the lock.
+    import sqlalchemy as sa
+
+    from favsync import database, sync
+
+    headers = auth.headers("lost-answer@example.com")
+    client.post(f"{API}/sync", json={"favorites": ["A1"]}, headers=headers)
+    committed = []
+
+    def committed_then_lost(statement, values, *, lock):
+        committed.append(database.write_alone(statement, values, lock=lock))
+        if len(committed) == 1:
+            raise sa.exc.DBAPIError("COMMIT", None, Exception("server closed the connection"),
+                                    connection_invalidated=True)
+        return committed[-1]
+
+    monkeypatch.setattr(sync, "write_alone", committed_then_lost)
+    response = client.post(f"{API}/sync", json={"favorites": ["A1", "B2", "C3"]}, headers=headers)
+    monkeypatch.undo()
+
+    assert committed == [2, 0]  # written once; the second attempt found the version moved
+    assert response.status_code == 200
+    assert (response.json["favorites"], response.json["version"]) == (["A1", "B2", "C3"], 2)
+    stored = client.get(API, headers=headers).json
+    assert (stored["favorites"], stored["version"]) == (["A1", "B2", "C3"], 2)
