@@ -192,31 +192,45 @@ class TestARestartBetweenASyncsReadAndItsWrite:
         assert (stored["favorites"], stored["version"]) == (["A1", "B2"], 2)  # written once
 
 
-def test_a_change_whose_commit_answer_was_lost_is_not_written_twice(client, auth, app, monkeypatch):
+@pytest.mark.parametrize("merge", ["union", "three-way", "removal"])
+def test_a_change_whose_commit_answer_was_lost_is_answered_and_told_once(
+    client, auth, app, monkeypatch, merge
+):
     # The change committed, then the connection died before its answer came back (a
-    # restart at that very moment): sent again, the guarded write finds the version
-    # moved and writes nothing; the change is planned again under the lock.
+    # restart at that very moment). Sent again, the guarded write finds the version
+    # moved and writes nothing; under the lock the change is found written, and is
+    # answered (and told to the site) as this request's, not planned again.
     import sqlalchemy as sa
 
-    from favsync import database, sync
+    from conftest import signalled
+    from favsync import database, favorites_changed, sync
 
     headers = auth.headers("lost-answer@example.com")
     client.post(f"{API}/sync", json={"favorites": ["A1"]}, headers=headers)
-    committed = []
+    written = []
 
     def committed_then_lost(statement, values, *, lock):
-        committed.append(database.write_alone(statement, values, lock=lock))
-        if len(committed) == 1:
+        written.append(database.write_alone(statement, values, lock=lock))
+        if len(written) == 1:
             raise sa.exc.DBAPIError("COMMIT", None, Exception("server closed the connection"),
                                     connection_invalidated=True)
-        return committed[-1]
+        return written[-1]
 
     monkeypatch.setattr(sync, "write_alone", committed_then_lost)
-    response = client.post(f"{API}/sync", json={"favorites": ["A1", "B2", "C3"]}, headers=headers)
+    with signalled(favorites_changed, app) as told:
+        if merge == "removal":
+            response = client.delete(f"{API}/A1", headers=headers)
+        else:
+            body = {"favorites": ["A1", "B2"], **({"base_version": 1} if merge == "three-way" else {})}
+            response = client.post(f"{API}/sync", json=body, headers=headers)
     monkeypatch.undo()
 
-    assert committed == [2, 0]  # written once; the second attempt found the version moved
+    expected = [] if merge == "removal" else ["A1", "B2"]
+    assert written == [1, 0]  # written once; sent again, it found the version moved
     assert response.status_code == 200
-    assert (response.json["favorites"], response.json["version"]) == (["A1", "B2", "C3"], 2)
+    assert (response.json["favorites"], response.json["version"]) == (expected, 2)
+    assert [(t["added"], t["removed"]) for t in told] == (
+        [([], ["A1"])] if merge == "removal" else [(["B2"], [])])
     stored = client.get(API, headers=headers).json
-    assert (stored["favorites"], stored["version"]) == (["A1", "B2", "C3"], 2)
+    assert (stored["favorites"], stored["version"]) == (expected, 2)
+    assert client.get(API, headers=headers, query_string={"since": 1}).json["version"] == 2

@@ -210,7 +210,10 @@ def _change(read_state: Callable[[], _State], plan_for: Callable[[_State], _Plan
     ):
         if alone:  # that transaction is over: this one takes the lock
             serialize(lock)
-        plan = plan_for(read_state())
+        state = read_state()
+        if alone and plan.landed_in(state):
+            return plan  # it was this change: its COMMIT went through, only the answer was lost
+        plan = plan_for(state)
         plan.write()
     return plan
 
@@ -501,6 +504,22 @@ class _Plan:
         history = toggled(row.history, self.next_version, self.state.horizon)
         self.changes[row.listing_id] = _Change(row.added_version, True, history)
         self.removed.append(row.listing_id)
+
+    def landed_in(self, state: _State) -> bool:
+        """Whether `state` (read under the lock) is this plan's change, written: the
+        client's version is the plan's, and each row it changed is as it wrote it (a
+        removed row is no longer live, and not read)."""
+        if state.version != self.next_version:
+            return False
+        for listing_id, change in self.changes.items():
+            row = state.rows.get(listing_id)
+            if change.removed:
+                if row is not None and (row.live or row.version != self.next_version):
+                    return False
+            elif (row is None or not row.live or row.version != self.next_version
+                  or (row.added_version, row.history) != (change.added_version, change.history)):
+                return False
+        return True
 
     @functools.cached_property
     def favorites(self) -> list[str]:
