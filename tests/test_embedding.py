@@ -75,6 +75,30 @@ def test_favsync_uses_the_hosts_database_and_mail(host):
     assert {"listings", "leads", "favsync_clients", "favsync_favorites"} <= tables
 
 
+def test_a_change_of_favourites_is_in_a_transaction_the_sites_session_events_see(host, inbox):
+    # A site's after_begin may set a tenant or role (SET LOCAL) for row-level
+    # security: favsync's writes go through the site's session, never beside it.
+    client = host.test_client()
+    _, login = log_in(client, inbox)
+    bearer = {"Authorization": f"Bearer {login['auth_token']}"}
+    begun = []
+
+    def on_begin(session, transaction, connection):
+        begun.append(connection)
+
+    with host.app_context():
+        sa.event.listen(db.session, "after_begin", on_begin)
+    try:
+        synced = client.post("/favs/sync", json={"favorites": ["C9231328"]}, headers=bearer)
+        deleted = client.delete("/favs/C9231328", headers=bearer)
+    finally:
+        with host.app_context():
+            sa.event.remove(db.session, "after_begin", on_begin)
+
+    assert synced.json["favorites"] == ["C9231328"] and deleted.json["favorites"] == []
+    assert len(begun) == 2  # the sync's write and the removal's, each in the site's session
+
+
 @pytest.mark.parametrize("mail_first", [True, False], ids=["mail-first", "mail-after"])
 @pytest.mark.parametrize("mode", [{}, {"TESTING": True}, {"DEBUG": True}],
                          ids=["production", "testing", "debug"])

@@ -85,9 +85,10 @@ def in_transaction() -> bool:
 
 
 def commit() -> None:
-    """Commit the session's transaction, if it has one (a write committed alone left none)."""
-    if in_transaction():
-        session().commit()
+    """Commit the request's session, if it made one (a write committed alone made none)."""
+    scoped = session()
+    if scoped.registry.has():
+        scoped.commit()
 
 
 def read(statement, values: dict | None = None) -> list:
@@ -176,10 +177,13 @@ def _locked_write_in_one_round_trip(connection: sa.Connection, lock: str, sql: s
 
 def commits_alone() -> bool:
     """Whether a locked write can have a transaction of its own, in one round trip
-    (`write_alone`): on psycopg with pipeline mode, with nothing watching statements,
-    and no transaction open in the session that the write would have to join."""
-    engine = state().db.engine
-    return (engine.dialect.driver == "psycopg" and not _watched(engine)
+    (`write_alone`): on favsync's own database (a site's `db` may have session or
+    engine events that must see every transaction), on psycopg with pipeline mode,
+    with nothing watching statements, and no transaction open in the session that
+    the write would have to join."""
+    current = state()
+    engine = current.db.engine
+    return (current.owns_database and engine.dialect.driver == "psycopg" and not _watched(engine)
             and _pipelines(engine.dialect.loaded_dbapi) and not in_transaction())
 
 
@@ -284,7 +288,7 @@ def _as_sqlalchemy_error(
     if disconnected:
         engine.dispose()
     return sa.exc.DBAPIError.instance(
-        sql, values, exc, engine.dialect.loaded_dbapi.Error,
+        sql, values, exc, engine.dialect.loaded_dbapi.Error, hide_parameters=engine.hide_parameters,
         connection_invalidated=disconnected, dialect=engine.dialect,
     )
 

@@ -75,9 +75,8 @@ class FavSync:
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("favsync is already initialised on this app; call init_app once")
         settings = Settings.from_app(app)
-        db = db or self.db or app.extensions.get("sqlalchemy") or own_database(
-            app, settings.sqlalchemy_database_uri
-        )
+        shared = db or self.db or app.extensions.get("sqlalchemy")  # a site's `db`
+        db = shared or own_database(app, settings.sqlalchemy_database_uri)
         celery = celery or self.celery
         if celery is None and settings.celery_broker_url is not None:
             celery = worker.celery_for(
@@ -95,6 +94,7 @@ class FavSync:
             mailer=Mailer.for_app(app, settings),
             celery=celery,
             hooks=self.hooks,
+            owns_database=shared is None,
         )
         outbox.listen(db.session)  # rows are handed to delivery once their transaction commits
         if register_blueprint:

@@ -29,6 +29,9 @@ class FavSyncState:
     mailer: Mailer
     celery: Celery | None  # None: the web process delivers, after each response
     hooks: LoginHooks  # the host's, registered on its FavSync
+    # False when favsync shares a site's `db`: then its writes go through the site's
+    # session, where the site's session and engine events see them.
+    owns_database: bool = True
 
     @functools.cached_property
     def dialect(self) -> str:
