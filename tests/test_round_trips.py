@@ -63,7 +63,8 @@ def test_a_sync_whose_change_has_company_commits_it_in_the_session(client, heade
     # A browser session's base is written in the change's transaction: BEGIN waits
     # alone (psycopg's), then the lock and the write in one pipeline, the base, COMMIT.
     with count_round_trips(app) as trips:
-        assert sync(client, {**headers, "X-Session-ID": "550e8400-e29b-41d4-a716-446655440000"}, ["A1"]).status_code == 200
+        tab = {**headers, "X-Session-ID": "550e8400-e29b-41d4-a716-446655440000"}
+        assert sync(client, tab, ["A1"]).status_code == 200
 
     assert [trip.split()[0] for trip in trips] == ["SELECT", "BEGIN", "SELECT", "INSERT", "COMMIT"]
     assert [statement.split()[0] for statement in trips[2].split(" + ")] == ["SELECT", "INSERT"]

@@ -194,7 +194,7 @@ def _change(read_state: Callable[[], _State], plan_for: Callable[[_State], _Plan
     When the change is `alone` in its transaction (nothing else is to be written
     with it) and the database allows, it is committed here: its BEGIN, lock, write
     and COMMIT in one round trip. Otherwise it is in the session's transaction,
-    for the caller to commit (`commit()` commits whichever is left open).
+    for the caller to commit (`commit()`).
     """
     plan = plan_for(read_state())
     if not plan.changes:
@@ -204,7 +204,7 @@ def _change(read_state: Callable[[], _State], plan_for: Callable[[_State], _Plan
     # The lock and the write are the transaction's first statements: on a connection
     # the database dropped since (a restart), nothing is lost by sending them again.
     # Nor doubled: if the answer lost was a COMMIT's, the version has moved, the write
-    # sent again writes nothing, and the change is planned again under the lock.
+    # sent again writes nothing, and under the lock the change is found written.
     if not again_if_disconnected(
         lambda: plan.write(if_still=plan.state.version, lock=lock, alone=alone), session().rollback
     ):
@@ -455,14 +455,11 @@ class _Plan:
 
     def add_missing(self, incoming: list[str]) -> None:
         """Union: add every id the client does not hold."""
-        rows, changes, added = self.state.rows, self.changes, self.added
+        rows = self.state.rows
         for listing_id in dict.fromkeys(incoming):
             row = rows.get(listing_id)
-            if row is None:  # most ids of a first sync: no row yet, nothing to look up again
-                changes[listing_id] = self._first_added
-                added.append(listing_id)
-            elif not row.live:
-                self.add(listing_id)
+            if row is None or not row.live:
+                self._add(listing_id, row)  # looked up once: a first sync sends 500 ids
 
     def merge_three_ways(self, device: DeviceList, base: int) -> None:
         """Apply what the device changed since `base`, keeping what others changed since."""
@@ -481,7 +478,9 @@ class _Plan:
                 self.remove(row)
 
     def add(self, listing_id: str) -> None:
-        row = self.state.rows.get(listing_id)
+        self._add(listing_id, self.state.rows.get(listing_id))
+
+    def _add(self, listing_id: str, row: sa.Row | None) -> None:
         if row is None:
             self.changes[listing_id] = self._first_added
             self.added.append(listing_id)
