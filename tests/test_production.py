@@ -192,7 +192,10 @@ class TestARestartBetweenASyncsReadAndItsWrite:
         assert (stored["favorites"], stored["version"]) == (["A1", "B2"], 2)  # written once
 
 
-@pytest.mark.parametrize("merge", ["union", "three-way", "removal"])
+SESSION_ID = "550e8400-e29b-41d4-a716-446655440000"
+
+
+@pytest.mark.parametrize("merge", ["union", "three-way", "browser session", "removal"])
 def test_a_change_whose_commit_answer_was_lost_is_answered_and_told_once(
     client, auth, app, monkeypatch, merge
 ):
@@ -206,11 +209,13 @@ def test_a_change_whose_commit_answer_was_lost_is_answered_and_told_once(
     from favsync import database, favorites_changed, sync
 
     headers = auth.headers("lost-answer@example.com")
+    if merge == "browser session":
+        headers["X-Session-ID"] = SESSION_ID
     client.post(f"{API}/sync", json={"favorites": ["A1"]}, headers=headers)
     written = []
 
-    def committed_then_lost(statement, values, *, lock):
-        written.append(database.write_alone(statement, values, lock=lock))
+    def committed_then_lost(statement, values, **kwargs):
+        written.append(database.write_alone(statement, values, **kwargs))
         if len(written) == 1:
             raise sa.exc.DBAPIError("COMMIT", None, Exception("server closed the connection"),
                                     connection_invalidated=True)
@@ -234,3 +239,47 @@ def test_a_change_whose_commit_answer_was_lost_is_answered_and_told_once(
     stored = client.get(API, headers=headers).json
     assert (stored["favorites"], stored["version"]) == (expected, 2)
     assert client.get(API, headers=headers, query_string={"since": 1}).json["version"] == 2
+    if merge == "browser session":  # its base was written with the change
+        from conftest import rows
+        from favsync.models import SyncSession
+
+        assert rows(app, sa.select(SyncSession.version)) == [2]
+
+
+@pytest.mark.parametrize("limit", [3, 2])
+def test_a_browser_sessions_base_is_what_it_received_when_another_change_came_first(
+    make_app, inbox, monkeypatch, limit
+):
+    # Another device's change lands between the sync's read and its lock: the guarded
+    # write, and the session's base sent with it, write nothing; the sync is planned
+    # again under the lock. Its base is the version it then answers, or, refused as
+    # too many, the one it had: never the stale plan's.
+    import sqlalchemy as sa
+
+    from conftest import Auth, rows
+    from favsync import database, sync
+    from favsync.models import SyncSession
+
+    app = make_app(FAVSYNC_MAX_FAVORITES=limit)
+    client = app.test_client()
+    headers = Auth(client, inbox).headers("overtaken@example.com")
+    tab = {**headers, "X-Session-ID": SESSION_ID}
+    client.post(f"{API}/sync", json={"favorites": ["A1"]}, headers=tab)
+    laptop = [lambda: client.post(f"{API}/sync", json={"favorites": ["A1", "C3"]}, headers=headers)]
+
+    def after_the_laptop(statement, values, **kwargs):
+        if laptop:
+            assert laptop.pop()().json["version"] == 2
+        return database.write_alone(statement, values, **kwargs)
+
+    monkeypatch.setattr(sync, "write_alone", after_the_laptop)
+    response = client.post(f"{API}/sync", json={"favorites": ["A1", "B2"]}, headers=tab)
+    monkeypatch.undo()
+
+    base = rows(app, sa.select(SyncSession.version).where(SyncSession.session_id == SESSION_ID))
+    if limit == 3:
+        assert (response.json["favorites"], response.json["version"]) == (["A1", "C3", "B2"], 3)
+        assert base == [3]
+    else:
+        assert response.json["error"]["code"] == "too_many_favorites"
+        assert base == [1]

@@ -59,15 +59,40 @@ def test_a_sync_that_adds_reads_then_locks_and_writes_once(client, headers, app,
     assert "pg_advisory_xact_lock" in trips[2]
 
 
-def test_a_sync_whose_change_has_company_commits_it_in_the_session(client, headers, app):
-    # A browser session's base is written in the change's transaction: BEGIN waits
-    # alone (psycopg's), then the lock and the write in one pipeline, the base, COMMIT.
+def test_a_browser_sessions_sync_writes_its_base_in_the_changes_round_trip(client, headers, app):
+    # favsync.js sends X-Session-ID on every heart: the session's base is written in
+    # the change's pipeline, before the rows and guarded as they are.
+    tab = {**headers, "X-Session-ID": "550e8400-e29b-41d4-a716-446655440000"}
     with count_round_trips(app) as trips:
-        tab = {**headers, "X-Session-ID": "550e8400-e29b-41d4-a716-446655440000"}
         assert sync(client, tab, ["A1"]).status_code == 200
+    with count_round_trips(app) as again:
+        assert sync(client, tab, ["A1"]).status_code == 200  # at its base: only read
 
-    assert [trip.split()[0] for trip in trips] == ["SELECT", "BEGIN", "SELECT", "INSERT", "COMMIT"]
-    assert [statement.split()[0] for statement in trips[2].split(" + ")] == ["SELECT", "INSERT"]
+    # The rows to plan from (and the session's base), then the write: two round trips.
+    assert len(trips) == 2 and trips[0].startswith("SELECT"), trips
+    assert [statement.split()[0] for statement in trips[1].split(" + ")] == [
+        "BEGIN", "SELECT", "INSERT", "INSERT", "COMMIT"]
+    assert "favsync_sync_sessions" in trips[1].split(" + ")[2]
+    assert len(again) == 1 and again[0].startswith("SELECT"), again
+
+
+@pytest.fixture
+def webhooks(config):
+    config["FAVSYNC_WEBHOOK_URL"] = "http://127.0.0.1:9/events"  # queued, never sent here
+    config["FAVSYNC_WEBHOOK_SECRET"] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def test_a_sync_whose_change_has_company_commits_it_in_the_session(webhooks, client, headers, app):
+    # An event for the CRM is written after the change, in its transaction: BEGIN waits
+    # alone (psycopg's), then the lock and the write in one pipeline, the event, COMMIT.
+    with count_round_trips(app) as trips:
+        assert sync(client, headers, ["A1"]).status_code == 200
+
+    change = trips[:trips.index("COMMIT") + 1]  # then the event is delivered, here inline
+    assert [trip.split()[0] for trip in change] == [
+        "SELECT", "SELECT", "BEGIN", "SELECT", "INSERT", "COMMIT"], trips
+    assert [statement.split()[0] for statement in trips[3].split(" + ")] == ["SELECT", "INSERT"]
+    assert "favsync_outbox" in trips[4]
 
 
 def test_a_sync_of_held_ids_reads_what_a_list_reads(client, headers, app):

@@ -187,23 +187,30 @@ def commits_alone() -> bool:
             and _pipelines(engine.dialect.loaded_dbapi) and not in_transaction())
 
 
-def write_alone(statement, values: dict, *, lock: str) -> int:
+def write_alone(statement, values: dict, *, lock: str, first: tuple = ()) -> int:
     """Run a write in a transaction of its own, committed when this returns, after
     taking the lock named `lock`; return how many rows it wrote. Only where
     `commits_alone()`.
 
-    BEGIN, the lock, the write and COMMIT go in one psycopg pipeline, one round trip,
+    `first`: (statement, values) pairs to run in the same transaction, between the
+    lock and the write. Nothing here makes them depend on the write: a guarded
+    write's company is guarded as it is, so that under the lock both write or neither.
+
+    BEGIN, the lock, the writes and COMMIT go in one psycopg pipeline, one round trip,
     on a pooled connection outside the session, as reads run. The connection is in
     autocommit for it: psycopg would send its own BEGIN and wait for it alone. After a
-    disconnect the caller may send the write again only if, once written, it writes
-    nothing (a guarded write): the lost answer may have been a COMMIT's.
+    disconnect the caller may send the writes again only if, once written, they write
+    nothing (guarded writes): the lost answer may have been a COMMIT's.
     """
     engine = state().db.engine
     compiled = _compiled(statement, engine.dialect)
+    company = [(_compiled(each, engine.dialect), each_values) for each, each_values in first]
     with _in_autocommit(engine, compiled.sql, values) as connection:
         with connection.pipeline():
             connection.execute("BEGIN")
             connection.execute(_LOCK, (_lock_id(lock),))
+            for each, each_values in company:
+                connection.execute(each.sql, each.params(each_values))
             written = connection.execute(compiled.sql, compiled.params(values))
             connection.execute("COMMIT")
     return written.rowcount

@@ -111,7 +111,7 @@ def merge_favorites(client: Whose, device: DeviceList, limit: int) -> Merged:
         return Merged(held.version, held.favorites, UNION, [], [])
 
     def planned(state: _State) -> _Plan:
-        plan = _Plan(state)
+        plan = _Plan(state, browser_session=device.session_id)
         base = device.base_version if device.base_version is not None else state.session_base
         if base is not None and state.reaches(base):
             plan.merge = THREE_WAY
@@ -128,11 +128,11 @@ def merge_favorites(client: Whose, device: DeviceList, limit: int) -> Merged:
             shape=_PLANNING,
         ),
         planned,
-        # A browser session's base, or an event for the CRM, goes in the change's transaction.
-        alone=device.session_id is None and not outbox.sends_webhooks(),
+        # An event for the CRM goes in the change's transaction, written after the change.
+        alone=not outbox.sends_webhooks(),
     )
     client_id = plan.state.client_id
-    remember = device.session_id is not None and (
+    remember = device.session_id is not None and not plan.base_kept and (
         plan.state.session_base != plan.version
         # A base is purged after FAVSYNC_TOMBSTONE_DAYS unwritten: a session that keeps
         # syncing without changes writes it again now and then, not on every sync.
@@ -192,9 +192,9 @@ def _change(read_state: Callable[[], _State], plan_for: Callable[[_State], _Plan
     planned again from a read under the lock, where no one can.
 
     When the change is `alone` in its transaction (nothing else is to be written
-    with it) and the database allows, it is committed here: its BEGIN, lock, write
-    and COMMIT in one round trip. Otherwise it is in the session's transaction,
-    for the caller to commit (`commit()`).
+    after it) and the database allows, it is committed here: its BEGIN, lock, write
+    (with the browser session's base) and COMMIT in one round trip. Otherwise it is
+    in the session's transaction, for the caller to commit (`commit()`).
     """
     plan = plan_for(read_state())
     if not plan.changes:
@@ -440,8 +440,10 @@ class _Change(NamedTuple):
 class _Plan:
     """The rows one sync or removal changes, all written at the next version, in one statement."""
 
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: _State, *, browser_session: str | None = None) -> None:
         self.state = state
+        self.browser_session = browser_session  # the X-Session-ID whose base the change is
+        self.base_kept = False  # whether that base was written with the change
         self.now = utcnow()
         self.next_version = state.version + 1
         self.merge = UNION
@@ -536,8 +538,9 @@ class _Plan:
 
     def write(self, *, if_still: int | None = None, lock: str | None = None, alone: bool = False) -> bool:
         """Upsert the changed rows in one statement, first taking `lock` if given; given
-        `if_still`, only while the client's version is still that one; if `alone`, in a
-        transaction of its own, committed (`write_alone`). Return whether the rows were written."""
+        `if_still`, only while the client's version is still that one; if `alone` (with
+        `if_still`), in a transaction of its own, committed (`write_alone`), with the
+        browser session's base. Return whether the rows were written."""
         if not self.changes:
             return True
         rows = [(listing_id, *change) for listing_id, change in self.changes.items()]
@@ -554,8 +557,22 @@ class _Plan:
         # Core, on the session's connection: the ORM would take an INSERT with
         # parameters for a bulk insert of objects.
         if alone:
-            return write_alone(statement, values, lock=lock) > 0
+            return self._write_alone(statement, values, lock)
         return write(statement, values, lock=lock) > 0
+
+    def _write_alone(self, statement, values: dict, lock: str) -> bool:
+        # The browser session's base goes in the same round trip, before the rows and
+        # guarded as they are: under the lock the guard answers both the same, so the
+        # base is this change's version only if the change is written.
+        base = ()
+        if self.browser_session is not None:
+            base = ((_keeping_base(guarded=True, dialect=dialect_name()),
+                     {"of_client": self.state.client_id, "browser_session": self.browser_session,
+                      "at_version": self.next_version, "changed_at": self.now,
+                      "if_still": values["if_still"]}),)
+        written = write_alone(statement, values, lock=lock, first=base) > 0
+        self.base_kept = written and bool(base)
+        return written
 
 
 # A changed row, as a change writes it (its client, version and removal time are the change's).
@@ -626,20 +643,44 @@ def _upsert(rows, conditional: bool, dialect: str):
 
 
 def _remember(client_id: int, session_id: str, version: int, now: datetime) -> None:
-    """Keep the version a sync answered a browser session: its base next time.
-
-    Never moves back: a sync that changed nothing writes this outside the lock,
-    and may race a newer one.
-    """
-    statement = insert(SyncSession).values(
-        client_id=client_id, session_id=session_id, version=version, updated_at=now
-    )
+    """Keep the version a sync answered a browser session: its base next time."""
     session().execute(
-        statement.on_conflict_do_update(
-            index_elements=["client_id", "session_id"],
-            set_={"version": statement.excluded.version, "updated_at": statement.excluded.updated_at},
-            where=SyncSession.version <= statement.excluded.version,
+        _keeping_base(guarded=False, dialect=dialect_name()),
+        {"of_client": client_id, "browser_session": session_id, "at_version": version,
+         "changed_at": now},
+    )
+
+
+@functools.cache
+def _keeping_base(*, guarded: bool, dialect: str):
+    """Write the bound `at_version` as the base of a client's browser session; if
+    `guarded`, only while the client's version is still the bound `if_still`.
+
+    Never moves back: a sync that changed nothing writes it outside the lock, and
+    may race a newer one.
+    """
+    client_id = sa.bindparam("of_client")
+    columns = {
+        "client_id": client_id,
+        "session_id": sa.bindparam("browser_session", type_=sa.String),
+        "version": sa.bindparam("at_version", type_=sa.Integer),
+        "updated_at": sa.bindparam("changed_at", type_=UTCDateTime),
+    }
+    statement = insert(SyncSession, dialect)
+    if guarded:
+        statement = statement.from_select(
+            list(columns),
+            sa.select(*columns.values()).select_from(Client).where(
+                Client.id == client_id,
+                _latest_version(client_id, dialect) == sa.bindparam("if_still"),
+            ),
         )
+    else:
+        statement = statement.values(columns)
+    return statement.on_conflict_do_update(
+        index_elements=["client_id", "session_id"],
+        set_={"version": statement.excluded.version, "updated_at": statement.excluded.updated_at},
+        where=SyncSession.version <= statement.excluded.version,
     )
 
 
