@@ -387,3 +387,27 @@ def test_a_pip_installed_favsync_migrates_a_host_without_this_repository(host_co
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT name FROM favsync_brokerages")).scalar() == "favsync"
     engine.dispose()
+
+
+def test_the_sites_development_server_logs_no_secret_of_favsyncs_urls(host, caplog):
+    # A site's `flask run` is werkzeug's development server: a line per request, its URL whole.
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from werkzeug.serving import make_server
+
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    server = make_server("127.0.0.1", 0, host)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/favs/verify/pathSecret0123456789",
+                                   timeout=10).close()
+        except urllib.error.HTTPError:
+            pass  # logged all the same
+    finally:
+        server.shutdown()
+
+    assert "GET /favs/verify/*** HTTP/1.1" in caplog.text
+    assert "pathSecret" not in caplog.text

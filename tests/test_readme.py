@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -118,6 +119,30 @@ def test_the_curl_walk_through_answers_as_shown_and_writes_nothing_into_the_chec
     assert [without_token(answer) for answer in answers] == [without_token(s) for s in shown]
     assert answers[1]["auth_token"].startswith("eyJ")
     assert bash("git status --porcelain --ignored") == checkout_before
+
+
+def test_make_runs_request_log_holds_no_secret_of_a_url(tmp_path):
+    # werkzeug's development server logs every request line, its URL whole.
+    port = free_port()
+    urls = {
+        f"{API}/verify/pathSecret0123456789": f"GET {API}/verify/*** HTTP/1.1",
+        f"{API}/unsubscribe/signedClient0123456789": f"GET {API}/unsubscribe/*** HTTP/1.1",
+        "/demo/verify?token=querySecret0123456789&next=/x": "GET /demo/verify?token=***&next=/x HTTP/1.1",
+    }
+
+    with make_run(tmp_path, f"PORT={port}") as log:
+        wait_for(port, log)
+        for url in urls:
+            with contextlib.suppress(urllib.error.HTTPError):  # 400, 404: logged all the same
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{url}", timeout=10).close()
+        deadline = time.monotonic() + 30
+        while not all(line in log.read_text() for line in urls.values()):
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+
+    text = log.read_text()
+    assert "GET /healthz HTTP/1.1" in text  # other lines as they were
+    assert not any(secret in text for secret in ("pathSecret", "signedClient", "querySecret"))
 
 
 # Runs a page's script in Node.js with just enough of a browser: a button to

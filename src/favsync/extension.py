@@ -11,7 +11,7 @@ from .database import own_database
 from .hooks import LoginHooks
 from .limiting import RequestLimits
 from .mail import Mailer
-from .requestlog import init_request_log
+from .requestlog import init_request_log, mask_development_server_log
 from .state import EXTENSION_KEY, FavSyncState
 
 api = Blueprint("favsync", __name__, template_folder="templates")
@@ -97,6 +97,7 @@ class FavSync:
             owns_database=shared is None,
         )
         outbox.listen(db.session)  # rows are handed to delivery once their transaction commits
+        mask_development_server_log()  # a site's `flask run` logs favsync's URLs too
         if register_blueprint:
             app.register_blueprint(api, url_prefix=settings.url_prefix)
             if settings.serves_seed_login:

@@ -16,7 +16,13 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # Magic-link secrets and message tokens travel in the verify URL, signed clients in
 # unsubscribe URLs; logs must never hold them, nor anything after them
 # (/verify//<secret> routes nowhere, but is a secret too).
-SECRET_IN_PATH = re.compile(r"(/verify/|/unsubscribe/).*")
+SECRET_PATHS = ("/verify/", "/unsubscribe/")
+_SECRET_PATH = "|".join(map(re.escape, SECRET_PATHS))
+SECRET_IN_PATH = re.compile(f"({_SECRET_PATH}).*")
+# A request line ("GET /path?query HTTP/1.1"): the rest of such a path up to the
+# protocol, and a token= in the query (the demo's landing page for a sign-in link,
+# a message's links on a host's site).
+SECRET_IN_REQUEST_LINE = re.compile(rf"({_SECRET_PATH})\S*|([?&;]token=)[^&;\s]*")
 
 
 def mask_email(address: str) -> str:
@@ -26,9 +32,35 @@ def mask_email(address: str) -> str:
 
 
 def mask_path(path: str) -> str:
-    if "/verify/" not in path and "/unsubscribe/" not in path:  # most paths: no regex
+    if not any(part in path for part in SECRET_PATHS):  # most paths: no regex
         return path
     return SECRET_IN_PATH.sub(r"\1***", path)
+
+
+def mask_request_line(line: str) -> str:
+    return SECRET_IN_REQUEST_LINE.sub(lambda found: f"{found[1] or found[2]}***", line)
+
+
+class _RequestLinesMasked(logging.Filter):
+    """Masks the secrets in the request lines a server logs (werkzeug's: its arguments)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(mask_request_line(arg) if isinstance(arg, str) else arg
+                                for arg in record.args)
+        return True
+
+
+_REQUEST_LINES_MASKED = _RequestLinesMasked()
+
+
+def mask_development_server_log() -> None:
+    """Keep favsync's secrets out of the log of werkzeug's development server (`make run`,
+    or a site's `flask run` with favsync in it): one line per request, its URL whole.
+
+    Process-wide (that logger is), and once however many apps ask.
+    """
+    logging.getLogger("werkzeug").addFilter(_REQUEST_LINES_MASKED)
 
 
 # A request id is unique, not secret: this process's random prefix and a counter
