@@ -603,13 +603,17 @@ def _values_of(rows: list[tuple]) -> sa.Subquery:
     return sa.select(incoming.data(rows).cte("incoming", nesting=True)).subquery("rows")
 
 
+def _still_at_read(client_id, dialect: str):
+    """As SQL: the client's version is still the bound `if_still`, the one the change was
+    planned from (the guard of a change's writes)."""
+    return _latest_version(client_id, dialect) == sa.bindparam("if_still")
+
+
 def _upsert(rows, conditional: bool, dialect: str):
     """Insert or update `rows` (columns as in _ROW) at the bound version; if `conditional`,
     only while the client's version is the bound `if_still`."""
     client_id = sa.bindparam("of_client")
-    unchanged = (
-        _latest_version(client_id, dialect) == sa.bindparam("if_still") if conditional else sa.true()
-    )
+    unchanged = _still_at_read(client_id, dialect) if conditional else sa.true()
     statement = insert(Favorite, dialect).from_select(
         ["client_id", "listing_id", "created_at", "version", "added_version", "removed_at", "history"],
         sa.select(
@@ -671,8 +675,7 @@ def _keeping_base(*, guarded: bool, dialect: str):
         statement = statement.from_select(
             list(columns),
             sa.select(*columns.values()).select_from(Client).where(
-                Client.id == client_id,
-                _latest_version(client_id, dialect) == sa.bindparam("if_still"),
+                Client.id == client_id, _still_at_read(client_id, dialect)
             ),
         )
     else:

@@ -99,6 +99,7 @@ export function createFavSync(options = {}) {
     const [before, after] = [oldRaw, newRaw].map((raw) => (raw === null ? null : JSON.parse(raw)));
     return before !== null && after !== null && before.email === after.email && after.version < before.version;
   }
+
   if (channel) channel.onmessage = (event) => {
     if (event.data.type === "changed") emit();
     if (event.data.type === "signed-out") authToken = null;
