@@ -147,28 +147,6 @@ def test_an_expired_auth_token_is_renewed_silently_even_by_two_tabs_at_once(
     assert len(refreshes) >= 3
 
 
-def test_a_tab_that_stores_an_older_answer_than_anothers_is_caught_up(devices, inbox, site):
-    # Tabs see each other's localStorage writes a moment late: one tab may store a sync
-    # answer older than the one another tab just stored, a heart made since missing.
-    laptop = devices("laptop").open()
-    laptop.sign_in_by_code(inbox, VISITOR)
-    laptop.heart("C9231328")
-    laptop.heart("98970014")
-    laptop.page.wait_for_function("JSON.parse(localStorage.getItem('favsync:base'))?.version === 2")
-    # The late tab, as a page of the site's origin that does nothing else (no sync of its own).
-    late_tab = laptop.context.new_page()
-    late_tab.goto(site.url + "/healthz")
-
-    late_tab.evaluate("""email => {  // it stores the answer of version 1
-        localStorage.setItem("favsync:favorites", JSON.stringify(["C9231328"]));
-        localStorage.setItem("favsync:base", JSON.stringify({email, version: 1}));
-    }""", VISITOR)
-
-    # The first tab sees its base move back and syncs: the heart of version 2 is back.
-    laptop.shows(["C9231328", "98970014"])
-    late_tab.wait_for_function("JSON.parse(localStorage.getItem('favsync:favorites')).length === 2")
-
-
 def test_the_refresh_cookie_is_kept_and_signs_in_again_on_every_page(devices, inbox, site):
     laptop, phone = devices("laptop").open(), devices("phone").open()
     laptop.heart("C9231328")

@@ -85,21 +85,8 @@ export function createFavSync(options = {}) {
 
   // Another tab changed the hearts or the sign-in: show it here too.
   window.addEventListener("storage", (event) => {
-    if (!event.key || !event.key.startsWith(KEY)) return;
-    emit();
-    // Tabs share the hearts but see each other's writes a moment late: a tab may store
-    // an answer older than the one another tab stored just before, hearts made since
-    // missing. The stored base moving back says so; a sync brings them back.
-    if (event.key === KEY + "base" && movedBack(event.oldValue, event.newValue)) {
-      sync().catch((error) => console.warn("favsync: sync failed", error));
-    }
+    if (event.key && event.key.startsWith(KEY)) emit();
   });
-
-  function movedBack(oldRaw, newRaw) {
-    const [before, after] = [oldRaw, newRaw].map((raw) => (raw === null ? null : JSON.parse(raw)));
-    return before !== null && after !== null && before.email === after.email && after.version < before.version;
-  }
-
   if (channel) channel.onmessage = (event) => {
     if (event.data.type === "changed") emit();
     if (event.data.type === "signed-out") authToken = null;
