@@ -186,3 +186,17 @@ def test_purge_deletes_refresh_tokens_that_ended_before_the_cutoff(app, runner, 
 
     assert result.output.strip() == "purged 0 magic links, 1 refresh tokens, 0 tombstones, 0 sync sessions and 0 outbox messages"
     assert count(app, RefreshToken) == 1
+
+
+@pytest.mark.parametrize("line, masked", [
+    ("GET /favs/verify%2FS3cret HTTP/1.1", "GET /favs/verify/*** HTTP/1.1"),  # routed as /verify/
+    ("GET /favs%2F%76erify%2fS3cret?x=1 HTTP/1.1", "GET /favs/verify/*** HTTP/1.1"),
+    ("\x1b[31mPOST /favs/verify/S3cret\x1b[0m", "\x1b[31mPOST /favs/verify/***\x1b[0m"),  # colour kept
+    ("GET /demo/verify?next=/x&token=S3cret HTTP/1.1", "GET /demo/verify?next=/x&token=*** HTTP/1.1"),
+    ("GET /demo/verify?%74oken=S3cret HTTP/1.1", "GET /demo/verify?token=*** HTTP/1.1"),
+])
+def test_a_request_line_as_sent_is_logged_without_its_secret(line, masked):
+    # What werkzeug's development server logs: the URL as the client sent it.
+    from favsync.requestlog import mask_request_line
+
+    assert mask_request_line(line) == masked

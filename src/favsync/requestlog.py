@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import time
+from urllib.parse import unquote
 
 from flask import Flask, g, request
 
@@ -19,10 +20,14 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 SECRET_PATHS = ("/verify/", "/unsubscribe/")
 _SECRET_PATH = "|".join(map(re.escape, SECRET_PATHS))
 SECRET_IN_PATH = re.compile(f"({_SECRET_PATH}).*")
-# A request line ("GET /path?query HTTP/1.1"): the rest of such a path up to the
-# protocol, and a token= in the query (the demo's landing page for a sign-in link,
-# a message's links on a host's site).
-SECRET_IN_REQUEST_LINE = re.compile(rf"({_SECRET_PATH})\S*|([?&;]token=)[^&;\s]*")
+# A request line ("GET /path?query HTTP/1.1", percent-decoded first: the server routes
+# /verify%2F<secret> as /verify/<secret>): the rest of such a URL up to the protocol
+# (or a terminal colour's escape), and a token= in the query (the demo's landing
+# page for a sign-in link, a message's links on a host's site).
+_URL_ENDS = r"(?= HTTP/\d|\x1b|$)"
+SECRET_IN_REQUEST_LINE = re.compile(
+    rf"({_SECRET_PATH}).*?{_URL_ENDS}|([?&;]token=)[^&;\x1b]*?(?=[&;]| HTTP/\d|\x1b|$)"
+)
 
 
 def mask_email(address: str) -> str:
@@ -38,7 +43,7 @@ def mask_path(path: str) -> str:
 
 
 def mask_request_line(line: str) -> str:
-    return SECRET_IN_REQUEST_LINE.sub(lambda found: f"{found[1] or found[2]}***", line)
+    return SECRET_IN_REQUEST_LINE.sub(lambda found: f"{found[1] or found[2]}***", unquote(line))
 
 
 class _RequestLinesMasked(logging.Filter):
