@@ -283,3 +283,41 @@ def test_a_browser_sessions_base_is_what_it_received_when_another_change_came_fi
     else:
         assert response.json["error"]["code"] == "too_many_favorites"
         assert base == [1]
+
+
+def test_a_lost_commit_answer_then_another_change_plans_from_the_base_the_session_holds(
+    client, auth, app, monkeypatch
+):
+    # The tab's change and its session's base commit, the answer is lost, and another
+    # device changes the favourites before the change is sent again: planned again, the
+    # merge starts from the base the tab holds (1), not the one its lost change wrote (3),
+    # so the laptop's C3, never seen by the tab, stays.
+    import sqlalchemy as sa
+
+    from favsync import database, sync
+
+    headers = auth.headers("lost-then-overtaken@example.com")
+    tab = {**headers, "X-Session-ID": SESSION_ID}
+    assert client.post(f"{API}/sync", json={"favorites": ["A1"]}, headers=tab).json["version"] == 1
+    assert client.post(f"{API}/sync", json={"favorites": ["A1", "C3"]},
+                       headers=headers).json["version"] == 2  # the laptop
+    written = []
+
+    def committed_then_lost(statement, values, **kwargs):
+        written.append(database.write_alone(statement, values, **kwargs))
+        if len(written) == 1:
+            monkeypatch.setattr(sync, "write_alone", database.write_alone)
+            phone = client.post(f"{API}/sync", json={"favorites": ["D4"]}, headers=headers)
+            assert phone.json["version"] == 4
+            monkeypatch.setattr(sync, "write_alone", committed_then_lost)
+            raise sa.exc.DBAPIError("COMMIT", None, Exception("server closed the connection"),
+                                    connection_invalidated=True)
+        return written[-1]
+
+    monkeypatch.setattr(sync, "write_alone", committed_then_lost)
+    response = client.post(f"{API}/sync", json={"favorites": ["A1", "B2"]}, headers=tab)
+    monkeypatch.undo()
+
+    assert response.status_code == 200 and response.json["merge"] == "three-way"
+    assert sorted(response.json["favorites"]) == ["A1", "B2", "C3", "D4"]
+    assert sorted(client.get(API, headers=headers).json["favorites"]) == ["A1", "B2", "C3", "D4"]

@@ -110,9 +110,16 @@ def merge_favorites(client: Whose, device: DeviceList, limit: int) -> Merged:
     if held is not None:
         return Merged(held.version, held.favorites, UNION, [], [])
 
+    first_read: _State | None = None
+
     def planned(state: _State) -> _Plan:
+        nonlocal first_read
+        first_read = first_read or state
         plan = _Plan(state, browser_session=device.session_id)
-        base = device.base_version if device.base_version is not None else state.session_base
+        # The session's base as first read: planned again under the lock, the base read
+        # there may be this sync's own, committed with its change whose answer was lost
+        # (then overtaken by another): a version the device never received.
+        base = device.base_version if device.base_version is not None else first_read.session_base
         if base is not None and state.reaches(base):
             plan.merge = THREE_WAY
             plan.merge_three_ways(device, base)
