@@ -321,3 +321,47 @@ def test_a_lost_commit_answer_then_another_change_plans_from_the_base_the_sessio
     assert response.status_code == 200 and response.json["merge"] == "three-way"
     assert sorted(response.json["favorites"]) == ["A1", "B2", "C3", "D4"]
     assert sorted(client.get(API, headers=headers).json["favorites"]) == ["A1", "B2", "C3", "D4"]
+
+
+def test_purge_and_a_sessions_sync_of_a_purged_tombstone_do_not_deadlock(
+    client, auth, app, make_app, monkeypatch
+):
+    # The sync writes the session's base, then the favourite; the purge deletes the
+    # tombstone, then the session. Paused between the two, a purge in one transaction
+    # holds the tombstone while the sync holds the session: each waits for the other.
+    import sqlalchemy as sa
+
+    from conftest import engine
+    from test_sync_versions import forget_tombstones
+
+    tab = {**auth.headers("purged@example.com"), "X-Session-ID": SESSION_ID}
+    client.post(f"{API}/sync", json={"favorites": ["X1"]}, headers=tab)
+    client.post(f"{API}/sync", json={"favorites": []}, headers=tab)  # X1 is a tombstone
+    forget_tombstones(app, days=100)  # as are the tombstone and the session's base
+    purging = make_app()  # its own engine: the sync's stays unwatched (one round trip)
+    at_sessions, resume = threading.Event(), threading.Event()
+
+    def pause(conn, cursor, statement, *args):
+        if statement.startswith("DELETE FROM favsync_sync_sessions"):
+            at_sessions.set()
+            resume.wait(10)
+
+    sa.event.listen(engine(purging), "before_cursor_execute", pause)
+    purged = []
+    purge = threading.Thread(target=lambda: purged.append(
+        purging.test_cli_runner().invoke(args=["favsync", "purge"])))
+    purge.start()
+    assert at_sessions.wait(10)
+    synced = []
+    sync = threading.Thread(target=lambda: synced.append(
+        client.post(f"{API}/sync", json={"favorites": ["X1"]}, headers=tab)))  # X1 hearted again
+    sync.start()
+    sync.join(1)  # done, or waiting for the purge
+    resume.set()
+    sync.join(30)
+    purge.join(30)
+
+    assert purged[0].exit_code == 0, purged[0].output
+    assert "1 tombstones" in purged[0].output
+    assert synced[0].status_code == 200, synced[0].json
+    assert synced[0].json["favorites"] == ["X1"]

@@ -239,7 +239,8 @@ def forget_session(client_id: int, session_id: str) -> None:
 
 
 def purge_tombstones(removed_before: datetime) -> tuple[int, int]:
-    """Delete tombstones, and sessions' sync bases, older than `removed_before` (caller commits).
+    """Delete tombstones older than `removed_before`, committing the session's transaction
+    then; then sessions' sync bases as old (caller commits).
 
     Returns how many of each. A client's horizon moves past the purged versions
     first, so no base older than them is merged three ways again.
@@ -257,9 +258,13 @@ def purge_tombstones(removed_before: datetime) -> tuple[int, int]:
         .values(favorites_horizon=_greatest(Client.favorites_horizon, newest_purged, dialect_name()))
         .execution_options(synchronize_session=False)
     )
-    tombstones = db.execute(sa.delete(Favorite).where(expired))
+    tombstones = db.execute(sa.delete(Favorite).where(expired)).rowcount
+    # Two transactions: a sync writes a session's base and favourites in one, the base
+    # first when alone in its round trip, after them otherwise; a purge holding rows of
+    # both at once could deadlock with one or the other.
+    db.commit()
     sessions = db.execute(sa.delete(SyncSession).where(SyncSession.updated_at < removed_before))
-    return tombstones.rowcount, sessions.rowcount
+    return tombstones, sessions.rowcount
 
 
 # -- reading ---------------------------------------------------------------------
