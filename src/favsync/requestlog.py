@@ -24,9 +24,9 @@ SECRET_IN_PATH = re.compile(f"({_SECRET_PATH}).*")
 # /verify%2F<secret> as /verify/<secret>): the rest of such a URL up to the protocol
 # (or a terminal colour's escape), and a token= in the query (the demo's landing
 # page for a sign-in link, a message's links on a host's site).
-_URL_ENDS = r"(?= HTTP/\d|\x1b|$)"
+_URL_ENDS = r" HTTP/\d|\x1b|$"
 SECRET_IN_REQUEST_LINE = re.compile(
-    rf"({_SECRET_PATH}).*?{_URL_ENDS}|([?&;]token=)[^&;\x1b]*?(?=[&;]| HTTP/\d|\x1b|$)"
+    rf"({_SECRET_PATH}).*?(?={_URL_ENDS})|([?&;]token=)[^&;]*?(?=[&;]|{_URL_ENDS})"
 )
 
 

@@ -578,10 +578,9 @@ class _Plan:
         # base is this change's version only if the change is written.
         base = ()
         if self.browser_session is not None:
+            # The rows' values name the client, version, time and guard it takes.
             base = ((_keeping_base(guarded=True, dialect=dialect_name()),
-                     {"of_client": self.state.client_id, "browser_session": self.browser_session,
-                      "at_version": self.next_version, "changed_at": self.now,
-                      "if_still": values["if_still"]}),)
+                     {**values, "browser_session": self.browser_session}),)
         written = write_alone(statement, values, lock=lock, first=base) > 0
         self.base_kept = written and bool(base)
         return written
