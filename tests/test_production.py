@@ -195,6 +195,30 @@ class TestARestartBetweenASyncsReadAndItsWrite:
 SESSION_ID = "550e8400-e29b-41d4-a716-446655440000"
 
 
+def losing_the_first_commits_answer(monkeypatch, meanwhile=lambda: None) -> list[int]:
+    """Make favsync's next write committed alone go through, then fail as if the connection
+    died before COMMIT's answer came back (`meanwhile` runs in between, as another request).
+    Returns how many rows each write committed alone wrote."""
+    import sqlalchemy as sa
+
+    from favsync import database, sync
+
+    written = []
+
+    def committed_then_lost(statement, values, **kwargs):
+        written.append(database.write_alone(statement, values, **kwargs))
+        if len(written) == 1:
+            monkeypatch.setattr(sync, "write_alone", database.write_alone)
+            meanwhile()
+            monkeypatch.setattr(sync, "write_alone", committed_then_lost)
+            raise sa.exc.DBAPIError("COMMIT", None, Exception("server closed the connection"),
+                                    connection_invalidated=True)
+        return written[-1]
+
+    monkeypatch.setattr(sync, "write_alone", committed_then_lost)
+    return written
+
+
 @pytest.mark.parametrize("merge", ["union", "three-way", "browser session", "removal"])
 def test_a_change_whose_commit_answer_was_lost_is_answered_and_told_once(
     client, auth, app, monkeypatch, merge
@@ -206,22 +230,13 @@ def test_a_change_whose_commit_answer_was_lost_is_answered_and_told_once(
     import sqlalchemy as sa
 
     from conftest import signalled
-    from favsync import database, favorites_changed, sync
+    from favsync import favorites_changed
 
     headers = auth.headers("lost-answer@example.com")
     if merge == "browser session":
         headers["X-Session-ID"] = SESSION_ID
     client.post(f"{API}/sync", json={"favorites": ["A1"]}, headers=headers)
-    written = []
-
-    def committed_then_lost(statement, values, **kwargs):
-        written.append(database.write_alone(statement, values, **kwargs))
-        if len(written) == 1:
-            raise sa.exc.DBAPIError("COMMIT", None, Exception("server closed the connection"),
-                                    connection_invalidated=True)
-        return written[-1]
-
-    monkeypatch.setattr(sync, "write_alone", committed_then_lost)
+    written = losing_the_first_commits_answer(monkeypatch)
     with signalled(favorites_changed, app) as told:
         if merge == "removal":
             response = client.delete(f"{API}/A1", headers=headers)
@@ -292,29 +307,17 @@ def test_a_lost_commit_answer_then_another_change_plans_from_the_base_the_sessio
     # device changes the favourites before the change is sent again: planned again, the
     # merge starts from the base the tab holds (1), not the one its lost change wrote (3),
     # so the laptop's C3, never seen by the tab, stays.
-    import sqlalchemy as sa
-
-    from favsync import database, sync
-
     headers = auth.headers("lost-then-overtaken@example.com")
     tab = {**headers, "X-Session-ID": SESSION_ID}
     assert client.post(f"{API}/sync", json={"favorites": ["A1"]}, headers=tab).json["version"] == 1
     assert client.post(f"{API}/sync", json={"favorites": ["A1", "C3"]},
                        headers=headers).json["version"] == 2  # the laptop
-    written = []
 
-    def committed_then_lost(statement, values, **kwargs):
-        written.append(database.write_alone(statement, values, **kwargs))
-        if len(written) == 1:
-            monkeypatch.setattr(sync, "write_alone", database.write_alone)
-            phone = client.post(f"{API}/sync", json={"favorites": ["D4"]}, headers=headers)
-            assert phone.json["version"] == 4
-            monkeypatch.setattr(sync, "write_alone", committed_then_lost)
-            raise sa.exc.DBAPIError("COMMIT", None, Exception("server closed the connection"),
-                                    connection_invalidated=True)
-        return written[-1]
+    def the_phone_changes_them():
+        assert client.post(f"{API}/sync", json={"favorites": ["D4"]},
+                           headers=headers).json["version"] == 4
 
-    monkeypatch.setattr(sync, "write_alone", committed_then_lost)
+    losing_the_first_commits_answer(monkeypatch, meanwhile=the_phone_changes_them)
     response = client.post(f"{API}/sync", json={"favorites": ["A1", "B2"]}, headers=tab)
     monkeypatch.undo()
 
