@@ -222,6 +222,7 @@ class WorkerModel:
     kind: str  # gunicorn's worker class: sync or gthread
     workers: int
     threads: int = 1
+    connections: int = 16  # the load's, kept alive
 
     def __str__(self) -> str:
         if self.kind == "sync":
@@ -229,9 +230,17 @@ class WorkerModel:
         return f"gthread, {self.workers} workers x {self.threads} threads"
 
     def options(self) -> list[str]:
-        # Only for gthread: gunicorn turns sync workers with threads > 1 into gthread.
-        threads = ["--threads", str(self.threads)] if self.kind == "gthread" else []
-        return ["--worker-class", self.kind, "--workers", str(self.workers), *threads]
+        chosen = ["--worker-class", self.kind, "--workers", str(self.workers)]
+        if self.kind == "sync":  # one request per connection, accepted by a free worker
+            return chosen
+        # A gthread worker accepts every connection it is quick enough to take: the
+        # load's burst of kept-alive connections could land 16/0 on one worker, and
+        # that round ran on one process at about half its req/s (seen in both apps'
+        # rounds, at random: most of the rounds' spread). Capped at an even share and
+        # its threads (gthread keeps worker_connections - threads alive), each worker
+        # holds 6 to 10 of 16 connections, as many requests in flight as it can serve.
+        cap = -(-self.connections // self.workers) + self.threads
+        return [*chosen, "--threads", str(self.threads), "--worker-connections", str(cap)]
 
 
 @dataclass
@@ -525,7 +534,7 @@ def describe(args, model: WorkerModel | str) -> str:
 
 def bench(args, env: dict, small: str, big: str | None) -> bool:
     """favsync beside the reference (and, with a big database, each at both sizes)."""
-    model = WorkerModel(args.worker_class, args.workers, args.threads)
+    model = WorkerModel(args.worker_class, args.workers, args.threads, args.concurrency)
     print(describe(args, model))
     fresh = FreshClients()
     favsync, reference = Target("favsync", FAVSYNC, small), Target("reference", REFERENCE, small)
@@ -588,7 +597,7 @@ def compare_workers(args, env: dict, small: str) -> bool:
     rows = [("worker model", *COMPARISON_HEADER)]
     fastest = {}  # scenario name -> (favsync req/s, worker model)
     for kind, workers, threads in WORKER_MODELS:
-        model = WorkerModel(kind, workers, threads)
+        model = WorkerModel(kind, workers, threads, args.concurrency)
         print(f"{model}:", file=sys.stderr, flush=True)
         favsync = Target(f"favsync, {model}", FAVSYNC, small)
         reference = Target(f"reference, {model}", REFERENCE, small)
