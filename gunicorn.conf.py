@@ -1,5 +1,6 @@
 """gunicorn settings for `make serve`; override with GUNICORN_CMD_ARGS="--bind ... --workers ..."."""
 import gc
+import logging
 import os
 import sys
 
@@ -48,6 +49,13 @@ logconfig_dict = {
         "favsync": {"level": "INFO", "handlers": ["console"], "propagate": False},
     },
 }
+
+# What the line format above never prints, its log records need not look up (the
+# logging HOWTO's "Optimization"): the caller's file and line (a walk up the stack),
+# the thread and the multiprocessing process names. One line per request is logged.
+logging._srcfile = None
+logging.logThreads = False
+logging.logMultiprocessing = False
 
 
 def post_fork(server, worker):

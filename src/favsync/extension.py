@@ -105,7 +105,6 @@ class FavSync:
             app.register_blueprint(messages_api, url_prefix=settings.messages_url_prefix)
         if operations:
             app.register_blueprint(health.bp)
-            app.after_request(guards.add_security_headers)  # the health probes' answers too
             init_request_log(app)
         app.cli.add_command(favsync_cli)
 

@@ -47,9 +47,12 @@ def finish_answer(response: Response) -> Response:
     return add_security_headers(add_cors_headers(response))
 
 
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
+
+
 def add_security_headers(response: Response) -> Response:
     """No content sniffing of any favsync answer."""
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers[NOSNIFF[0]] = NOSNIFF[1]
     return response
 
 

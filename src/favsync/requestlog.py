@@ -9,7 +9,10 @@ import secrets
 import time
 from urllib.parse import unquote
 
-from flask import Flask, g, request
+from flask import Flask
+from werkzeug.wsgi import get_path_info
+
+from .guards import NOSNIFF
 
 log = logging.getLogger("favsync.requests")
 
@@ -87,21 +90,33 @@ def new_request_id() -> str:
 
 
 def init_request_log(app: Flask) -> None:
-    """Log each request once, tagged with X-Request-ID (taken if sane, else made)."""
+    """Log each request once, tagged with X-Request-ID (taken if sane, else made), and
+    keep every answer of the app from content sniffing (the health probes' too)."""
+    app.wsgi_app = RequestLog(app.wsgi_app)
 
-    @app.before_request
-    def start() -> None:
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else new_request_id()
-        g.request_started = time.perf_counter()
 
-    @app.after_request
-    def finish(response):
-        request_id = g.get("request_id") or new_request_id()
-        response.headers["X-Request-ID"] = request_id
-        elapsed = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
-        log.info(
-            "%s %s %s %s %.1fms",
-            request_id, request.method, mask_path(request.path), response.status_code, elapsed,
-        )
-        return response
+class RequestLog:
+    """WSGI middleware around the whole app: a request id on every answer, and its log line.
+
+    Not Flask hooks: this runs for every request of the app, where a pair of hooks,
+    their dispatch and the request proxies cost more than the line (BENCHMARKS.md).
+    """
+
+    def __init__(self, wsgi_app) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict, start_response):
+        started = time.perf_counter()
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if REQUEST_ID.fullmatch(incoming) else new_request_id()
+
+        def answered(status: str, headers: list, exc_info=None):
+            headers = [*headers, ("X-Request-ID", request_id)]
+            if not any(name.lower() == NOSNIFF[0].lower() for name, _ in headers):
+                headers.append(NOSNIFF)
+            log.info("%s %s %s %s %.1fms", request_id, environ.get("REQUEST_METHOD"),
+                     mask_path("/" + get_path_info(environ).lstrip("/")), status[:3],
+                     (time.perf_counter() - started) * 1000)
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, answered)
