@@ -91,10 +91,13 @@ def commit() -> None:
         scoped.commit()
 
 
-def read(statement, values: dict | None = None) -> list:
+def read(statement, values: dict | None = None, *, named: bool = True) -> list:
     """Run a read, as cheaply as the database allows, and survive a restart of it.
 
     Its rows are SQLAlchemy's or named tuples: read them by column name or position.
+    named=False: on psycopg, the driver's plain tuples, read by position. For a
+    read of many rows of few columns: naming each row cost the favourites list more
+    than the rest of favsync's work on its rows (90,000 instructions for 50 rows).
 
     When this request's session has no transaction, the read runs alone, outside
     the session, on a pooled connection in autocommit: no BEGIN and ROLLBACK round
@@ -108,7 +111,7 @@ def read(statement, values: dict | None = None) -> list:
 
     engine = state().db.engine
     if engine.dialect.driver == "psycopg" and not _watched(engine):
-        return again_if_disconnected(lambda: _read_on_psycopg(engine, statement, values))
+        return again_if_disconnected(lambda: _read_on_psycopg(engine, statement, values, named))
     reading = reading_engine(engine)
 
     def alone() -> list[sa.Row]:
@@ -231,7 +234,7 @@ def _watched(engine: sa.Engine) -> bool:
                 or engine.dispatch.after_cursor_execute)
 
 
-def _read_on_psycopg(engine: sa.Engine, statement, values: dict | None) -> list:
+def _read_on_psycopg(engine: sa.Engine, statement, values: dict | None, named: bool) -> list:
     """Run a read on a pooled psycopg connection itself, in autocommit, for one round trip.
 
     Not through a SQLAlchemy Connection: its checkout, isolation-level switch and
@@ -240,7 +243,7 @@ def _read_on_psycopg(engine: sa.Engine, statement, values: dict | None) -> list:
     compiled = _compiled(statement, engine.dialect)
     with _in_autocommit(engine, compiled.sql, values) as connection:
         found = connection.execute(compiled.sql, compiled.params(values)).fetchall()
-    return list(map(compiled.make_row, found))
+    return list(map(compiled.make_row, found)) if named else found
 
 
 @contextlib.contextmanager

@@ -81,11 +81,12 @@ def listing_ids(client_id: int) -> list[str]:
 def current(client: Whose, *, unless: Collection[int] = ()) -> Listing:
     """Return the client's favourites and version; skip reading the list if the version is in `unless`."""
     values = {"unless": list(unless)} if unless else {}
-    rows = _rows(client, _live_unless if unless else _live, _LISTING, **values)
-    version = rows[0].latest if rows else 0
+    # (latest, listing_id) rows, by position: every read of a list, of up to 500 rows.
+    rows = _rows(client, _live_unless if unless else _live, _LISTING, named=False, **values)
+    version = rows[0][0] if rows else 0
     if version in unless:
         return Listing(version, None)
-    return Listing(version, [row.listing_id for row in rows if row.listing_id is not None])
+    return Listing(version, [listing_id for _, listing_id in rows if listing_id is not None])
 
 
 def changes_since(client: Whose, version: int) -> Changes | Listing:
@@ -320,9 +321,11 @@ _LISTING, _STATE, _PLANNING = range(3)
 
 
 def _rows(
-    client: Whose, which: Callable, shape: int, *, browser_session: str | None = None, **values,
+    client: Whose, which: Callable, shape: int, *, browser_session: str | None = None,
+    named: bool = True, **values,
 ) -> list:
-    """The rows `which` selects (bound to `values`), each with the client's version.
+    """The rows `which` selects (bound to `values`), each with the client's version;
+    named=False: read by position (see `database.read`).
 
     Given credentials, the same statement checks them: raise 401 when they no longer hold.
     """
@@ -334,7 +337,7 @@ def _rows(
     if browser_session is not None:
         values["browser_session"] = browser_session
     query = _read_query(which, checked, browser_session is not None, shape, dialect_name())
-    found = read(query, values)
+    found = read(query, values, named=named)
     if not found and checked:
         raise token_no_longer_valid()
     return found
