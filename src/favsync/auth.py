@@ -263,8 +263,9 @@ def credentials_required(view):
 
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
-        g.credentials = credentials()
-        g.client_id = g.credentials.client_id  # as claimed; valid once the domain call returns
+        held = credentials()
+        g.credentials = held
+        g.client_id = held.client_id  # as claimed; valid once the domain call returns
         not_stored()
         return view(*args, **kwargs)
 

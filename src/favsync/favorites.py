@@ -19,16 +19,17 @@ REVALIDATE = {"Cache-Control": "private, no-cache"}
 @credentials_required
 def list_favorites():
     """Return the client's favourites, oldest first; with ?since=N, what changed since version N."""
+    held = g.credentials
     since = schemas.query(schemas.ListingQuery).since
     if since is not None:
-        changes = changes_since(g.credentials, since)
+        changes = changes_since(held, since)
         if isinstance(changes, Listing):  # N is older than the kept tombstones, or unknown
             return {"success": True, "favorites": changes.favorites, "version": changes.version,
                     "reset": True}
         return {"success": True, "version": changes.version, "added": changes.added,
                 "removed": changes.removed}
-    listing = current(g.credentials, unless=_versions_the_device_holds())
-    etag = _etag(listing.version)
+    listing = current(held, unless=_versions_the_device_holds(held.client_id))
+    etag = _etag(held.client_id, listing.version)
     headers = {"ETag": f'"{etag}"', **REVALIDATE}
     if request.if_none_match.contains_weak(etag):
         return "", 304, headers
@@ -71,22 +72,23 @@ def delete_favorite(listing_id: str):
     return {"success": True, "favorites": listing.favorites, "version": listing.version}
 
 
-def _etag(version: int) -> str:
+def _etag(client_id: int, version: int) -> str:
     """The ETag of the client's list at `version` (the client too: browsers share caches)."""
-    return f"favsync-{g.client_id}-{version}"
+    return f"favsync-{client_id}-{version}"
 
 
 # favsync-<client>-<version>; longer numbers are no client's or version's.
 OWN_ETAG = re.compile(r"favsync-([0-9]{1,19})-([0-9]{1,18})")
 
 
-def _versions_the_device_holds() -> list[int]:
+def _versions_the_device_holds(client_id: int) -> list[int]:
     """The versions named by If-None-Match: the list need not be read when it is one of them."""
-    if not request.if_none_match:
+    named = request.if_none_match
+    if not named:
         return []
-    client = str(g.client_id)
+    client = str(client_id)
     held = [
-        int(match[2]) for tag in request.if_none_match.as_set(include_weak=True)
+        int(match[2]) for tag in named.as_set(include_weak=True)
         if tag and (match := OWN_ETAG.fullmatch(tag)) and match[1] == client
     ]
     return [version for version in held if version <= schemas.MAX_VERSION]  # bigger: not ours

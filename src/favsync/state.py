@@ -41,7 +41,10 @@ class FavSyncState:
 
 def state() -> FavSyncState:
     """favsync's state for the current app."""
-    return current_app.extensions[EXTENSION_KEY]
+    # The app behind the proxy, as Flask's "Notes On Proxies" fetch it: an attribute
+    # read through the proxy itself costs several times that, and every request
+    # reaches favsync's state half a dozen times.
+    return current_app._get_current_object().extensions[EXTENSION_KEY]
 
 
 def settings() -> Settings:
