@@ -99,8 +99,9 @@ def pool() -> ConnectionPool:
     if _pool is None:
         with _pool_lock:
             if _pool is None:
-                _pool = ConnectionPool(DSN, min_size=1, max_size=THREADS,
-                                       kwargs={"autocommit": True}, open=True)
+                # Each statement planned once per connection, as favsync's are.
+                _pool = ConnectionPool(DSN, min_size=1, max_size=THREADS, open=True, kwargs={
+                    "autocommit": True, "options": "-c plan_cache_mode=force_generic_plan"})
     return _pool
 
 

@@ -177,3 +177,19 @@ def test_a_write_that_fails_midway_leaves_no_connection_in_autocommit_or_a_trans
             assert driver.info.transaction_status.name == "IDLE"
         assert favorites_of(client_id) == ["A1"]
         assert merge_favorites(client_id, device("A1", "B2"), 500).favorites == ["A1", "B2"]
+
+
+def test_reads_are_planned_once_per_connection_not_on_every_run(client, headers, app):
+    sync(client, headers, ["A1", "B2"])
+    for _ in range(8):  # psycopg prepares a statement on its fifth run on a connection
+        assert client.get(API, headers=headers).json["favorites"] == ["A1", "B2"]
+
+    with app.app_context():
+        engine = app.extensions["favsync"].db.engine
+        with engine.connect() as connection:  # the pool's most recently returned one
+            plans = connection.exec_driver_sql(
+                "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements").all()
+            assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_generic_plan"
+    read = [plan for plan in plans if "favsync_favorites" in plan.statement]
+    # The read's plan is made once and reused, never made anew for each run's values.
+    assert read and all(plan.custom_plans == 0 and plan.generic_plans >= 3 for plan in read), plans
