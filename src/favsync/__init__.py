@@ -1,6 +1,7 @@
 """favsync: passwordless, cross-device favourites for real-estate sites."""
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Mapping
 
@@ -36,7 +37,7 @@ __all__ = [
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the standalone favsync service, configured from FAVSYNC_* variables."""
     instance = os.environ.get("FAVSYNC_INSTANCE_PATH", "instance")
-    app = Flask(__name__, instance_path=os.path.abspath(instance))
+    app = _Service(__name__, instance_path=os.path.abspath(instance))
     load_environment(app.config)
     app.config.update(config or {})
     FavSync(app, operations=True)
@@ -45,3 +46,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     Migrate(app, app.extensions[EXTENSION_KEY].db, directory=MIGRATIONS_DIRECTORY)
     errors.register(app)  # standalone: unknown URLs and methods get JSON too
     return app
+
+
+class _Service(Flask):
+    """The standalone service's Flask app.
+
+    Flask asks, before it calls any view or hook, whether the function is a coroutine
+    function (`ensure_sync`), through several calls into `inspect`: seven times a
+    request here. The answer for a function never changes, so it is remembered.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Bounded: after_this_request makes a new function each request it is used.
+        self.ensure_sync = functools.lru_cache(maxsize=1024)(super().ensure_sync)

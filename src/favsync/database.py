@@ -474,6 +474,8 @@ def own_database(app: Flask, uri: str | None) -> SQLAlchemy:
 
     @app.teardown_appcontext  # runs before Flask-SQLAlchemy's own teardown
     def release_session(_exc) -> None:
+        if not db.session.registry.has():  # a request that only read made no Session
+            return
         try:
             db.session.remove()
         except sa.exc.DBAPIError:
