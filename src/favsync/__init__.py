@@ -58,5 +58,6 @@ class _Service(Flask):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # Bounded: after_this_request makes a new function each request it is used.
-        self.ensure_sync = functools.lru_cache(maxsize=1024)(super().ensure_sync)
+        # Bounded: after_this_request makes a new function (a closure, kept until it
+        # is pushed out) each request it is used.
+        self.ensure_sync = functools.lru_cache(maxsize=256)(super().ensure_sync)
