@@ -38,6 +38,8 @@ class _LineFormatter(logging.Formatter):
     _second = (None, "")  # (the second, its text), replaced whole: threads share it
 
     def formatTime(self, record, datefmt=None):
+        if datefmt:  # a "datefmt" given the formatter: as logging formats it
+            return super().formatTime(record, datefmt)
         second, text = self._second
         if second != int(record.created):
             second = int(record.created)

@@ -293,6 +293,11 @@ def host_with_operations(make_host):
 
 def test_operations_are_the_hosts_choice(host_with_operations, host, caplog):
     caplog.set_level(logging.INFO, logger="favsync.requests")
+
+    @host_with_operations.get("/own-request-id")
+    def own_request_id():
+        return "", 204, {"X-Request-ID": "the-sites-own"}
+
     with_operations = host_with_operations.test_client()
     without = host.test_client()
 
@@ -303,7 +308,11 @@ def test_operations_are_the_hosts_choice(host_with_operations, host, caplog):
     assert health.json == {"status": "ok"}
     assert ready.json == {"status": "ok", "delivery": {"oldest_undelivered_seconds": None}}
     assert page.headers["X-Request-ID"] == "req-7"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert caplog.records[-1].getMessage().startswith("req-7 GET / 200 ")
+    # The request's id replaces one the site's view set: one header, as logged.
+    assert with_operations.get("/own-request-id", headers={"X-Request-ID": "req-8"}
+                               ).headers.getlist("X-Request-ID") == ["req-8"]
     assert with_operations.get("/favs").headers["X-Request-ID"]
     assert without.get("/healthz").data == b"<h1>Page not found</h1>"
     assert "X-Request-ID" not in without.get("/favs").headers

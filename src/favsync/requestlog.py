@@ -111,12 +111,20 @@ class RequestLog:
         request_id = incoming if REQUEST_ID.fullmatch(incoming) else new_request_id()
 
         def answered(status: str, headers: list, exc_info=None):
-            headers = [*headers, ("X-Request-ID", request_id)]
-            if not any(name.lower() == NOSNIFF[0].lower() for name, _ in headers):
-                headers.append(NOSNIFF)
+            headers = _with_request_id(headers, request_id)
             log.info("%s %s %s %s %.1fms", request_id, environ.get("REQUEST_METHOD"),
                      mask_path("/" + get_path_info(environ).lstrip("/")), status[:3],
                      (time.perf_counter() - started) * 1000)
             return start_response(status, headers, exc_info)
 
         return self.wsgi_app(environ, answered)
+
+
+def _with_request_id(headers: list, request_id: str) -> list:
+    """The answer's headers with this request's id (in place of any the app set) and,
+    unless the app chose its own, no content sniffing."""
+    kept = [(name, value) for name, value in headers if name.lower() != "x-request-id"]
+    if not any(name.lower() == "x-content-type-options" for name, _ in kept):
+        kept.append(NOSNIFF)
+    kept.append(("X-Request-ID", request_id))
+    return kept
