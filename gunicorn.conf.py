@@ -30,7 +30,6 @@ errorlog = "-"
 preload_app = False
 
 
-
 class _LineFormatter(logging.Formatter):
     """logging's Formatter, the text of its time made once a second, not once a line:
     every request logs one, and strftime was a fifth of the line's cost."""

@@ -17,6 +17,7 @@ from .guards import NOSNIFF
 log = logging.getLogger("favsync.requests")
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_REQUEST_ID_HEADER = "X-Request-ID"
 # Magic-link secrets and message tokens travel in the verify URL, signed clients in
 # unsubscribe URLs; logs must never hold them, nor anything after them
 # (/verify//<secret> routes nowhere, but is a secret too).
@@ -107,7 +108,7 @@ class RequestLog:
 
     def __call__(self, environ: dict, start_response):
         started = time.perf_counter()
-        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")  # _REQUEST_ID_HEADER, as WSGI names it
         request_id = incoming if REQUEST_ID.fullmatch(incoming) else new_request_id()
 
         def answered(status: str, headers: list, exc_info=None):
@@ -123,8 +124,8 @@ class RequestLog:
 def _with_request_id(headers: list, request_id: str) -> list:
     """The answer's headers with this request's id (in place of any the app set) and,
     unless the app chose its own, no content sniffing."""
-    kept = [(name, value) for name, value in headers if name.lower() != "x-request-id"]
-    if not any(name.lower() == "x-content-type-options" for name, _ in kept):
+    kept = [(name, value) for name, value in headers if name.lower() != _REQUEST_ID_HEADER.lower()]
+    if not any(name.lower() == NOSNIFF[0].lower() for name, _ in kept):
         kept.append(NOSNIFF)
-    kept.append(("X-Request-ID", request_id))
+    kept.append((_REQUEST_ID_HEADER, request_id))
     return kept
