@@ -304,7 +304,7 @@ def _answer_options():
 
     Werkzeug's automatic answer would list the catch-all's methods too (every one).
     """
-    if request.method != "OPTIONS":
+    if request._get_current_object().method != "OPTIONS":  # not through the proxy's lookup
         return None
     allowed = _allowed_methods()
     if not allowed:

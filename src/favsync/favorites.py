@@ -1,10 +1,12 @@
 """Blueprint: list, sync and delete a client's favourite listings."""
 import re
 
-from flask import Blueprint, g, request
+from flask import Blueprint, request
+from werkzeug.datastructures import ETags
 
 from . import schemas
 from .auth import credentials_required
+from .models import Credentials
 from .mounting import mount_root
 from .signals import favorites_changed, notify
 from .state import settings
@@ -17,9 +19,8 @@ REVALIDATE = {"Cache-Control": "private, no-cache"}
 
 
 @credentials_required
-def list_favorites():
+def list_favorites(held: Credentials):
     """Return the client's favourites, oldest first; with ?since=N, what changed since version N."""
-    held = g.credentials
     since = schemas.query(schemas.ListingQuery).since
     if since is not None:
         changes = changes_since(held, since)
@@ -28,10 +29,11 @@ def list_favorites():
                     "reset": True}
         return {"success": True, "version": changes.version, "added": changes.added,
                 "removed": changes.removed}
-    listing = current(held, unless=_versions_the_device_holds(held.client_id))
+    named = _etags_the_device_holds()
+    listing = current(held, unless=_versions_named(named, held.client_id))
     etag = _etag(held.client_id, listing.version)
     headers = {"ETag": f'"{etag}"', **REVALIDATE}
-    if request.if_none_match.contains_weak(etag):
+    if named.contains_weak(etag):
         return "", 304, headers
     return {"success": True, "favorites": listing.favorites, "version": listing.version}, headers
 
@@ -44,7 +46,7 @@ bp.record(
 
 @bp.post("/sync")
 @credentials_required
-def sync_favorites():
+def sync_favorites(held: Credentials):
     """Merge the device's favourites three ways from its base version, else union-merge them."""
     limit = settings().max_favorites
     body = schemas.parse(schemas.SyncRequest, max_favorites=limit)
@@ -54,21 +56,21 @@ def sync_favorites():
         base_version=body.base_version,
         session_id=schemas.header("X-Session-ID", schemas.SessionId),
     )
-    merged = merge_favorites(g.credentials, device, limit)
+    merged = merge_favorites(held, device, limit)
     if merged.added or merged.removed:
-        notify(favorites_changed, client_id=g.client_id, added=merged.added, removed=merged.removed)
+        notify(favorites_changed, client_id=held.client_id, added=merged.added, removed=merged.removed)
     return {"success": True, "favorites": merged.favorites, "version": merged.version,
             "merge": merged.merge}
 
 
 @bp.delete("/<listing_id>")
 @credentials_required
-def delete_favorite(listing_id: str):
+def delete_favorite(held: Credentials, listing_id: str):
     """Remove one favourite; removing one that is not there also succeeds."""
     schemas.path("listing_id", listing_id, schemas.ListingId)
-    listing, removed = remove_favorite(g.credentials, listing_id)
+    listing, removed = remove_favorite(held, listing_id)
     if removed:
-        notify(favorites_changed, client_id=g.client_id, added=[], removed=[listing_id])
+        notify(favorites_changed, client_id=held.client_id, added=[], removed=[listing_id])
     return {"success": True, "favorites": listing.favorites, "version": listing.version}
 
 
@@ -81,9 +83,19 @@ def _etag(client_id: int, version: int) -> str:
 OWN_ETAG = re.compile(r"favsync-([0-9]{1,19})-([0-9]{1,18})")
 
 
-def _versions_the_device_holds(client_id: int) -> list[int]:
-    """The versions named by If-None-Match: the list need not be read when it is one of them."""
-    named = request.if_none_match
+_NO_ETAGS = ETags()
+
+
+def _etags_the_device_holds() -> ETags:
+    """The ETags of If-None-Match (most requests send none)."""
+    if schemas.sent_header("If-None-Match") is None:
+        return _NO_ETAGS
+    return request._get_current_object().if_none_match
+
+
+def _versions_named(named: ETags, client_id: int) -> list[int]:
+    """The versions of this client's list the ETags name: the list need not be read when
+    it is one of them."""
     if not named:
         return []
     client = str(client_id)

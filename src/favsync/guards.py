@@ -30,10 +30,11 @@ def guard_request() -> None:
     """Refuse a Host header outside FAVSYNC_TRUSTED_HOSTS (unset: debug and testing only),
     and bodies over FAVSYNC_MAX_BODY_BYTES."""
     current = settings()
-    if current.trusted_hosts and not _trusted(request.host, current.trusted_hosts):
-        raise unknown_host(request.host)
+    asked = request._get_current_object()  # not each attribute through the proxy
+    if current.trusted_hosts and not _trusted(asked.host, current.trusted_hosts):
+        raise unknown_host(asked.host)
     # Per request, so favsync's limit never changes the host's MAX_CONTENT_LENGTH.
-    request.max_content_length = current.max_body_bytes
+    asked.max_content_length = current.max_body_bytes
 
 
 @functools.lru_cache(maxsize=1024)
@@ -58,12 +59,14 @@ def add_security_headers(response: Response) -> Response:
 
 def not_stored() -> None:
     """Keep this request's answer out of every cache (it belongs to one signed-in client)."""
+    after_this_request(_no_store)
 
-    @after_this_request
-    def no_store(response: Response) -> Response:
-        # A view that sets its own (private, no-cache with an ETag) keeps it.
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
+
+def _no_store(response: Response) -> Response:
+    # Not a closure made per request: Flask checks each new function for a coroutine.
+    # A view that sets its own (private, no-cache with an ETag) keeps it.
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
 
 
 def same_site_only(view):

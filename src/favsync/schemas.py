@@ -636,7 +636,7 @@ class ListingQuery(BaseModel):
 
 def query(model: type[BaseModel]) -> Any:
     """Return the URL's query as `model` (its strings read as numbers where it says so)."""
-    if not request.query_string and model.model_config.get("frozen"):
+    if not request._get_current_object().query_string and model.model_config.get("frozen"):
         return _without_query(model)  # most requests: validated once, shared as it cannot change
     return _validated(model, request.args.to_dict(), ["query"], strict=False)
 
@@ -680,8 +680,20 @@ def _jsonable(problem: dict) -> dict:
 
 def header(name: str, type_: Any) -> Any:
     """Return the request header `name` as `type_`, or None when it was not sent."""
-    value = request.headers.get(name)
+    value = sent_header(name)
     return None if value is None else _validated(type_, value, ["header", name])
+
+
+def sent_header(name: str) -> str | None:
+    """The request header `name` (not Content-Type or Content-Length), or None when it was
+    not sent: werkzeug's headers.get, without raising and catching a KeyError for a
+    header most requests do not send."""
+    return request._get_current_object().environ.get(_environ_key(name))
+
+
+@functools.cache
+def _environ_key(header_name: str) -> str:
+    return f"HTTP_{header_name.upper().replace('-', '_')}"  # as WSGI names a header
 
 
 def path(name: str, value: str, type_: Any) -> Any:
@@ -691,10 +703,11 @@ def path(name: str, value: str, type_: Any) -> Any:
 
 def _json_object() -> dict:
     """Return the request body as a JSON object, or raise 400."""
-    if not request.is_json:
+    asked = request._get_current_object()  # not each attribute through the proxy
+    if not asked.is_json:
         raise invalid_json("Send a JSON object with Content-Type: application/json.")
     try:
-        body = request.get_json(silent=True)
+        body = asked.get_json(silent=True)
     except RecursionError:  # absurdly deep nesting; silent=True does not cover it
         body = None
     if not isinstance(body, dict):
