@@ -109,7 +109,7 @@ def read(statement, values: dict | None = None, *, named: bool = True) -> list:
     if in_transaction():
         return session().execute(statement, values).all()
 
-    engine = state().db.engine
+    engine = state().engine
     if engine.dialect.driver == "psycopg" and not _watched(engine):
         return again_if_disconnected(lambda: _read_on_psycopg(engine, statement, values, named))
     reading = reading_engine(engine)
@@ -132,7 +132,7 @@ def write(statement, values: dict, *, lock: str | None = None) -> int:
     When the engine has statement listeners they go through the Connection, one
     by one, so that the listeners see them.
     """
-    engine = state().db.engine
+    engine = state().engine
     psycopg = engine.dialect.driver == "psycopg"
     if lock is not None and psycopg and not _watched(engine) and _pipelines(engine.dialect.loaded_dbapi):
         connection = session().connection()
@@ -185,7 +185,7 @@ def commits_alone() -> bool:
     with nothing watching statements, and no transaction open in the session that
     the write would have to join."""
     current = state()
-    engine = current.db.engine
+    engine = current.engine
     return (current.owns_database and engine.dialect.driver == "psycopg" and not _watched(engine)
             and _pipelines(engine.dialect.loaded_dbapi) and not in_transaction())
 
@@ -205,7 +205,7 @@ def write_alone(statement, values: dict, *, lock: str, first: tuple = ()) -> int
     disconnect the caller may send the writes again only if, once written, they write
     nothing (guarded writes): the lost answer may have been a COMMIT's.
     """
-    engine = state().db.engine
+    engine = state().engine
     compiled = _compiled(statement, engine.dialect)
     company = [(_compiled(each, engine.dialect), each_values) for each, each_values in first]
     with _in_autocommit(engine, compiled.sql, values) as connection:
@@ -485,6 +485,9 @@ def own_database(app: Flask, uri: str | None) -> SQLAlchemy:
             db.session().invalidate()
             db.session.remove()
 
+    # release_session does Flask-SQLAlchemy's own teardown's work, which after every
+    # read (no Session made) raised and caught a KeyError looking for one to remove.
+    app.teardown_appcontext_funcs.remove(db._teardown_session)
     return db
 
 

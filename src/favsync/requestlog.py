@@ -121,11 +121,19 @@ class RequestLog:
         return self.wsgi_app(environ, answered)
 
 
+_REQUEST_ID_NAME = _REQUEST_ID_HEADER.lower()
+_NOSNIFF_NAME = NOSNIFF[0].lower()
+
+
 def _with_request_id(headers: list, request_id: str) -> list:
     """The answer's headers with this request's id (in place of any the app set) and,
     unless the app chose its own, no content sniffing."""
-    kept = [(name, value) for name, value in headers if name.lower() != _REQUEST_ID_HEADER.lower()]
-    if not any(name.lower() == NOSNIFF[0].lower() for name, _ in kept):
-        kept.append(NOSNIFF)
-    kept.append((_REQUEST_ID_HEADER, request_id))
-    return kept
+    names = [name.lower() for name, _ in headers]  # each name lowered once, not per question
+    if _REQUEST_ID_NAME in names:  # rare: an app that sets its own
+        headers = [header for header, name in zip(headers, names) if name != _REQUEST_ID_NAME]
+    else:
+        headers = list(headers)
+    if _NOSNIFF_NAME not in names:
+        headers.append(NOSNIFF)
+    headers.append((_REQUEST_ID_HEADER, request_id))
+    return headers

@@ -10,6 +10,7 @@ from flask import current_app
 if TYPE_CHECKING:
     from celery import Celery
     from flask_sqlalchemy import SQLAlchemy
+    from sqlalchemy import Engine
 
     from .config import Settings
     from .hooks import LoginHooks
@@ -34,9 +35,15 @@ class FavSyncState:
     owns_database: bool = True
 
     @functools.cached_property
+    def engine(self) -> Engine:
+        """The app's engine, looked up once (through Flask-SQLAlchemy: the current app's,
+        by the proxy): every read and write asks for it."""
+        return self.db.engine
+
+    @functools.cached_property
     def dialect(self) -> str:
         """The database's dialect (postgresql, sqlite), looked up once: reads pick their SQL by it."""
-        return self.db.engine.dialect.name
+        return self.engine.dialect.name
 
 
 def state() -> FavSyncState:
