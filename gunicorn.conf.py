@@ -30,11 +30,25 @@ errorlog = "-"
 preload_app = False
 
 
+_LINE = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
+
+
 class _LineFormatter(logging.Formatter):
     """logging's Formatter, the text of its time made once a second, not once a line:
-    every request logs one, and strftime was a fifth of the line's cost."""
+    every request logs one, and strftime was a fifth of the line's cost.
+
+    The line format below is put together directly (as logging would, by `%` on
+    the record's whole dict): other formats, tracebacks and stacks as logging does.
+    """
 
     _second = (None, "")  # (the second, its text), replaced whole: threads share it
+
+    def format(self, record):
+        if self._fmt != _LINE or record.exc_info or record.exc_text or record.stack_info:
+            return super().format(record)
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        return f"{record.asctime} [{record.process}] {record.levelname} {record.name}: {record.message}"
 
     def formatTime(self, record, datefmt=None):
         if datefmt:  # a "datefmt" given the formatter: as logging formats it
@@ -52,8 +66,7 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "line": {"()": _LineFormatter,
-                 "format": "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"},
+        "line": {"()": _LineFormatter, "format": _LINE},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "line",

@@ -118,6 +118,34 @@ def test_made_request_ids_differ_between_requests_and_between_worker_processes(c
     assert in_child[:16] not in {request_id[:16] for request_id in made}
 
 
+# Run apart: loading gunicorn.conf.py changes logging and gunicorn for its whole process.
+_FORMATTER_CHECK = """
+import logging, runpy, sys
+conf = runpy.run_path("gunicorn.conf.py")
+ours, logging_own = conf["_LineFormatter"](conf["_LINE"]), logging.Formatter(conf["_LINE"])
+ours.converter = logging_own.converter
+plain = logging.LogRecord("favsync.requests", logging.INFO, "", 0, "%s GET %s %.1fms", ("id", "/", 1.25), None)
+try:
+    1 / 0
+except ZeroDivisionError:
+    failed = logging.LogRecord("favsync", logging.ERROR, "", 0, "failed", (), sys.exc_info())
+for record in (plain, failed):
+    assert ours.format(record) == logging_own.format(record), (ours.format(record), logging_own.format(record))
+assert "ZeroDivisionError" in ours.format(failed)
+"""
+
+
+def test_the_log_line_formatter_writes_what_logging_would():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    checked = subprocess.run([sys.executable, "-c", _FORMATTER_CHECK], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parents[1])
+
+    assert checked.returncode == 0, checked.stderr
+
+
 def test_purge_deletes_links_expired_or_used_before_the_cutoff(app, runner):
     now = datetime.now(timezone.utc)
     ages = {"old-expired": (9, None), "old-used": (1, 8), "recent-expired": (2, None), "pending": (-1, None)}

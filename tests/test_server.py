@@ -1,4 +1,5 @@
 """The user flow and its races against real gunicorn workers, real SMTP, a real database."""
+import re
 from collections import Counter
 from urllib.parse import urlsplit
 
@@ -41,6 +42,9 @@ def test_the_whole_flow_across_workers(server, inbox):
     assert "/verify/***" in log
     for message in inbox.to("flow@example.com"):
         assert inbox.secret_in(message) not in log
+    # gunicorn.conf.py's line: time, worker, level, logger, then the request's own line.
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \[\d+\] INFO favsync\.requests: "
+                     r"[0-9A-Za-z._-]{1,64} GET /api/v1/favorites 200 \d+\.\dms$", log, re.MULTILINE)
 
 
 def test_a_token_is_consumed_exactly_once_under_a_race(server, inbox):
