@@ -328,14 +328,24 @@ def _compiled(statement, dialect) -> _Compiled:
     # no other type on a hot path needs converting, and psycopg takes and returns
     # timezone-aware datetimes itself.
     compiled = statement.compile(dialect=dialect)
-    fixed = {compiled.bind_names[bind]: bind.effective_value
-             for bind in compiled.binds.values() if not bind.required}
+    sql = str(compiled)
+    fixed = {}
+    for bind in compiled.binds.values():
+        if bind.required:
+            continue
+        name, value = compiled.bind_names[bind], bind.effective_value
+        if bind.unique and type(value) is int:
+            # A number the statement itself holds (a LIMIT 1, a coalesce's 0), no caller
+            # names it: written into the SQL, psycopg has one parameter less to adapt.
+            sql = sql.replace(f"%({name})s", str(value))
+        else:
+            fixed[name] = value
     converted = tuple((compiled.bind_names[bind], bind.type.bind_processor(dialect))
                       for bind in compiled.binds.values() if isinstance(bind.type, JsonList))
     columns = statement.selected_columns.keys() if isinstance(statement, sa.Select) else ()
     # The named tuple's own tuple.__new__, without its __new__'s argument handling.
     make_row = functools.partial(tuple.__new__, collections.namedtuple("Row", columns))
-    return _Compiled(str(compiled), fixed, make_row, converted)
+    return _Compiled(sql, fixed, make_row, converted)
 
 
 _reading_engines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
