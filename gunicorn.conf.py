@@ -44,7 +44,8 @@ class _LineFormatter(logging.Formatter):
     _second = (None, "")  # (the second, its text), replaced whole: threads share it
 
     def format(self, record):
-        if self._fmt != _LINE or record.exc_info or record.exc_text or record.stack_info:
+        if (self._fmt != _LINE or record.exc_info or record.exc_text or record.stack_info
+                or type(record.process) is not int):  # as %d would print it, or fail
             return super().format(record)
         record.message = record.getMessage()
         record.asctime = self.formatTime(record, self.datefmt)

@@ -286,3 +286,25 @@ def test_verify_statement_count(auth, inbox, app):
 
     # consume the link, upsert the client, link the session, read favourites, store a refresh token
     assert len(verifying) == 5
+
+
+def test_a_statements_own_numbers_go_into_its_sql_and_nothing_else_does():
+    # database._compiled writes the numbers a statement holds itself (a LIMIT 1) into
+    # its SQL for psycopg: never a negative one (after a minus, "--" starts a comment),
+    # never a value a caller binds by name.
+    import sqlalchemy as sa
+    from sqlalchemy.dialects.postgresql import psycopg
+
+    from favsync.database import _compiled
+
+    table = sa.table("t", sa.column("x", sa.Integer))
+    statement = (sa.select(table.c.x)
+                 .where(table.c.x > -sa.literal(-5), table.c.x < sa.bindparam("top"))
+                 .limit(1))
+
+    compiled = _compiled(statement, psycopg.dialect())
+
+    assert "LIMIT 1::INTEGER" in compiled.sql and "--" not in compiled.sql
+    assert "%(top)s" in compiled.sql
+    assert sorted(compiled.params({"top": 9}).items()) == sorted({**compiled.fixed, "top": 9}.items())
+    assert list(compiled.fixed.values()) == [-5]

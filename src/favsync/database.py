@@ -334,7 +334,7 @@ def _compiled(statement, dialect) -> _Compiled:
         if bind.required:
             continue
         name, value = compiled.bind_names[bind], bind.effective_value
-        if bind.unique and type(value) is int:
+        if bind.unique and type(value) is int and value >= 0:  # -5 after a minus: "--", a comment
             # A number the statement itself holds (a LIMIT 1, a coalesce's 0), no caller
             # names it: written into the SQL, psycopg has one parameter less to adapt.
             sql = sql.replace(f"%({name})s", str(value))
@@ -497,7 +497,10 @@ def own_database(app: Flask, uri: str | None) -> SQLAlchemy:
 
     # release_session does Flask-SQLAlchemy's own teardown's work, which after every
     # read (no Session made) raised and caught a KeyError looking for one to remove.
-    app.teardown_appcontext_funcs.remove(db._teardown_session)
+    # (Its name is Flask-SQLAlchemy's own: should it change, both teardowns run.)
+    own_teardown = getattr(db, "_teardown_session", None)
+    if own_teardown in app.teardown_appcontext_funcs:
+        app.teardown_appcontext_funcs.remove(own_teardown)
     return db
 
 
