@@ -64,8 +64,11 @@ def not_stored() -> None:
 
 def _no_store(response: Response) -> Response:
     # Not a closure made per request: Flask checks each new function for a coroutine.
-    # A view that sets its own (private, no-cache with an ETag) keeps it.
-    response.headers.setdefault("Cache-Control", "no-store")
+    # A view that sets its own (private, no-cache with an ETag) keeps it. Looked for
+    # by name, not by werkzeug's setdefault or `in`: when absent (most answers) they
+    # raise and catch a BadRequestKeyError, which cost more than the whole hook.
+    if not any(name.lower() == "cache-control" for name, _ in response.headers):
+        response.headers.add("Cache-Control", "no-store")
     return response
 
 

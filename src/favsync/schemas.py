@@ -260,8 +260,9 @@ class SyncRequest(RequestBody):
     """
 
     favorites: list[ListingId]
+    # A factory, not default=[]: pydantic deep-copies a mutable default on every sync.
     removed: list[ListingId] = Field(
-        default=[], description="Ids the device un-hearted since its base version.")
+        default_factory=list, description="Ids the device un-hearted since its base version.")
     base_version: Version | None = Field(
         default=None, description="The version the device last received; without it, a union.")
 
