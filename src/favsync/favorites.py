@@ -33,7 +33,7 @@ def list_favorites(held: Credentials):
     listing = current(held, unless=_versions_named(named, held.client_id))
     etag = _etag(held.client_id, listing.version)
     headers = {"ETag": f'"{etag}"', **REVALIDATE}
-    if named.contains_weak(etag):
+    if named is not None and named.contains_weak(etag):
         return "", 304, headers
     return {"success": True, "favorites": listing.favorites, "version": listing.version}, headers
 
@@ -83,17 +83,15 @@ def _etag(client_id: int, version: int) -> str:
 OWN_ETAG = re.compile(r"favsync-([0-9]{1,19})-([0-9]{1,18})")
 
 
-_NO_ETAGS = ETags()
-
-
-def _etags_the_device_holds() -> ETags:
-    """The ETags of If-None-Match (most requests send none)."""
+def _etags_the_device_holds() -> ETags | None:
+    """The ETags of If-None-Match; None when it was not sent (most requests: no
+    werkzeug ETags to build and ask)."""
     if schemas.sent_header("If-None-Match") is None:
-        return _NO_ETAGS
+        return None
     return request._get_current_object().if_none_match
 
 
-def _versions_named(named: ETags, client_id: int) -> list[int]:
+def _versions_named(named: ETags | None, client_id: int) -> list[int]:
     """The versions of this client's list the ETags name: the list need not be read when
     it is one of them."""
     if not named:

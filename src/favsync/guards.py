@@ -67,8 +67,10 @@ def _no_store(response: Response) -> Response:
     # A view that sets its own (private, no-cache with an ETag) keeps it. Looked for
     # by name, not by werkzeug's setdefault or `in`: when absent (most answers) they
     # raise and catch a BadRequestKeyError, which cost more than the whole hook.
-    if not any(name.lower() == "cache-control" for name, _ in response.headers):
-        response.headers.add("Cache-Control", "no-store")
+    for name, _ in response.headers:
+        if name.lower() == "cache-control":
+            return response
+    response.headers.add("Cache-Control", "no-store")
     return response
 
 
