@@ -3,16 +3,17 @@
 Creates a fresh PostgreSQL database, seeds it in SQL and starts an SMTP sink.
 favsync (wsgi:app) and the reference (bench/bare_app.py) are served side by side
 by gunicorn with gunicorn.conf.py and the same worker settings, both up for the
-whole run. For each scenario, every round measures one app and then the other,
-the order swapped each round (ABBA), each after a short warm-up, with the load
-driven by bench/load.py from a separate process.
+whole run. For each scenario, after a warm-up of each app, every round loads one
+app for a slice of a second and then the other, the order swapped each round
+(ABBA), the load driven by bench/load.py from a separate process that keeps its
+connections to both apps open across the slices. Only one app is loaded at a time.
 
 req/s is the ok answers of all rounds over their measured seconds; p50 and p99
 are over every measured request of all rounds; the range is the rounds' req/s.
 The ratio of favsync to the reference is the median of the rounds' ratios (each
-round measures both apps back to back), with their range. Before each
-measurement the databases are vacuumed and checkpointed: what one app's round
-wrote is not cleaned up in the other's.
+round measures both apps back to back), with their range. Before each scenario
+the databases are vacuumed and checkpointed: what an earlier scenario wrote is
+not cleaned up during this one's rounds.
 
 --scale also serves a second database holding 100,000 more clients with
 1,000,000 favourites, and measures it in the same rounds as the small one.
@@ -351,10 +352,11 @@ def scenarios(fresh: FreshClients) -> list[Scenario]:
 # -- measuring ---------------------------------------------------------------------
 
 
-def load(port: int, requests: list, bodies: list, args, seconds: float | None = None) -> dict:
-    spec = {"port": port, "concurrency": args.concurrency, "warm_up": args.warm_up,
-            "seconds": args.seconds if seconds is None else seconds,
-            "requests": requests, "bodies": bodies}
+def load(targets: list[dict], order: list[int], args, warm_up: float | None = None) -> dict:
+    """bench/load.py's run: each of `targets` ({port, requests, bodies}) warmed up in
+    turn, then loaded slice by slice, one slice per index in `order`."""
+    spec = {"targets": targets, "order": order, "concurrency": args.concurrency,
+            "warm_up": args.warm_up if warm_up is None else warm_up, "slice": args.seconds}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as spec_file:
         json.dump(spec, spec_file)
     try:
@@ -365,10 +367,16 @@ def load(port: int, requests: list, bodies: list, args, seconds: float | None = 
     return json.loads(out.stdout)
 
 
+def warm(targets: list[Target], args, seconds: float = 2) -> None:
+    """Every worker up, its pool and caches warm: GETs at each target in turn."""
+    load([{"port": target.port, "requests": [["GET", API, bearer(c), None] for c in LIST_CLIENTS],
+           "bodies": []} for target in targets], [], args, warm_up=seconds)
+
+
 def settle(databases: set[str]) -> None:
-    """Clean up what earlier rounds (and this one's seeding) left before a round is
-    measured: the rows an adding round writes make autovacuum and checkpoints run
-    minutes later, in whichever app's round comes next. Both apps get the same."""
+    """Clean up what earlier scenarios (and this one's seeding) left before a scenario
+    is measured: the rows an adding scenario writes make autovacuum and checkpoints
+    run minutes later, in the next one's rounds."""
     for dsn in databases:
         with psycopg.connect(dsn, autocommit=True) as db:
             db.execute("VACUUM (ANALYZE)")
@@ -387,28 +395,36 @@ class Rounds:
         self.warnings: list[str] = []
 
     def run(self, scenario: Scenario, targets: list[Target]) -> None:
-        for r in range(self.args.rounds):
-            for target in targets if r % 2 == 0 else targets[::-1]:  # ABBA
-                self.measure(scenario, target, r, {t.dsn for t in targets})
+        """All rounds of `scenario` in one load: each round a slice per target, ABBA."""
+        indexes = list(range(len(targets)))
+        order = [i for r in range(self.args.rounds) for i in (indexes if r % 2 == 0 else indexes[::-1])]
+        loads = []
+        for target in targets:
+            requests, bodies = scenario.requests(target, self.budget(scenario))
+            loads.append({"port": target.port, "requests": requests, "bodies": bodies})
+        settle({target.dsn for target in targets})
+        result = load(loads, order, self.args)
+        for i, target in enumerate(targets):
+            self.results[target.label, scenario.name] += [s for s in result["slices"] if s["target"] == i]
+            self.targets[target.label] = target
+            self.peak_rate[scenario.name] = max(self.peak_rate[scenario.name],
+                                                result["sent"][i] / self.window())
+            if scenario.unique and result["sent"][i] > result["listed"][i]:
+                self.warn(f"{target.label}, {scenario.name}: the load wrapped around its "
+                          f"{result['listed'][i]} requests ({result['sent'][i]} sent): some repeated")
+        for n, measured in enumerate(result["slices"]):
+            summary = Summary.of([measured])
+            print(f"  round {n // len(targets) + 1}: {targets[measured['target']].label:<28} "
+                  f"{scenario.name:<28} {summary.rps:7.0f} req/s  p50 {summary.p50:6.1f} ms  "
+                  f"non-2xx {summary.bad}", file=sys.stderr, flush=True)
 
-    def measure(self, scenario: Scenario, target: Target, r: int, databases: set[str]) -> None:
-        requests, bodies = scenario.requests(target, self.budget(scenario))
-        settle(databases)
-        result = load(target.port, requests, bodies, self.args)
-        self.results[target.label, scenario.name].append(result)
-        self.targets[target.label] = target
-        window = self.args.warm_up + self.args.seconds
-        self.peak_rate[scenario.name] = max(self.peak_rate[scenario.name], result["sent"] / window)
-        if scenario.unique and result["sent"] > result["listed"]:
-            self.warn(f"{target.label}, {scenario.name}, round {r + 1}: the load wrapped around "
-                      f"its {result['listed']} requests ({result['sent']} sent): some repeated")
-        summary = Summary.of([result])
-        print(f"  round {r + 1}: {target.label:<28} {scenario.name:<28} {summary.rps:7.0f} req/s"
-              f"  p50 {summary.p50:6.1f} ms  non-2xx {summary.bad}", file=sys.stderr, flush=True)
+    def window(self) -> float:
+        """The seconds one target is loaded in a scenario, its warm-up included."""
+        return self.args.warm_up + self.args.rounds * self.args.seconds
 
     def budget(self, scenario: Scenario) -> int:
-        """How many new requests a round may send: half as many again as the fastest yet."""
-        return int(self.peak_rate[scenario.name] * (self.args.warm_up + self.args.seconds) * 1.5) + 100
+        """How many new requests a target may be sent: half as many again as the fastest yet."""
+        return int(self.peak_rate[scenario.name] * self.window() * 1.5) + 100
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
@@ -525,9 +541,10 @@ def report_validity(rounds: Rounds) -> bool:
 def describe(args, model: WorkerModel | str) -> str:
     return (f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
             f"{platform.python_version()}, PostgreSQL and Redis on 127.0.0.1; gunicorn {model}; "
-            f"load: {args.concurrency} connections (keep-alive where the server allows) from a "
-            f"separate process; {args.rounds} rounds per scenario, each app {args.seconds:g} s "
-            f"per round after {args.warm_up:g} s of warm-up, the order swapped every round.\n"
+            f"load: {args.concurrency} connections per app (keep-alive where the server allows) "
+            f"from a separate process; per scenario {args.warm_up:g} s of warm-up per app, then "
+            f"{args.rounds} rounds, each a slice of {args.seconds:g} s per app, one app at a "
+            f"time, the order swapped every round.\n"
             "req/s: ok answers of all rounds / their measured seconds (the rounds' range in "
             "brackets); p50, p99: over every measured request.\n")
 
@@ -548,8 +565,7 @@ def bench(args, env: dict, small: str, big: str | None) -> bool:
     rounds = Rounds(args)
     seeded = [row_count(small), row_count(big)] if big else []
     with serving(targets, env, model):
-        for target in targets:  # every worker up, its pool and caches warm
-            load(target.port, [["GET", API, bearer(c), None] for c in LIST_CLIENTS], [], args, 2)
+        warm(targets, args)
         for scenario in chosen:
             rounds.run(scenario, [favsync] if scenario.favsync_only else targets)
     print(table([COMPARISON_HEADER, *comparison_rows(rounds, favsync, reference, chosen)]))
@@ -602,8 +618,7 @@ def compare_workers(args, env: dict, small: str) -> bool:
         favsync = Target(f"favsync, {model}", FAVSYNC, small)
         reference = Target(f"reference, {model}", REFERENCE, small)
         with serving([favsync, reference], env, model):
-            for target in (favsync, reference):
-                load(target.port, [["GET", API, bearer(c), None] for c in LIST_CLIENTS], [], args, 2)
+            warm([favsync, reference], args)
             for scenario in chosen:
                 rounds.run(scenario, [favsync, reference])
         rows += comparison_rows(rounds, favsync, reference, chosen, first=(str(model),))
@@ -619,9 +634,10 @@ def compare_workers(args, env: dict, small: str) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=5, help="measured per app and round")
-    parser.add_argument("--warm-up", type=float, default=1, help="before each measurement")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=1, help="a slice: one app's load in a round")
+    parser.add_argument("--warm-up", type=float, default=1, help="per app, before a scenario's rounds")
+    # Even: each app is loaded first in half the rounds.
+    parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--concurrency", type=int, default=16)
     # By default the worker model gunicorn.conf.py serves favsync with in production.
     served = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
