@@ -249,6 +249,22 @@ def test_host_pages_stay_html_and_favsync_errors_stay_json(host):
         assert response.json["error"]["code"] == code
 
 
+def test_favsync_keeps_its_body_limit_beside_the_hosts_own(make_host, host_config, inbox):
+    host_config["MAX_CONTENT_LENGTH"] = 100  # the site's, smaller than favsync's 64 KiB
+    host_config["FAVSYNC_MAX_BODY_BYTES"] = 2000
+    client = make_host().test_client()
+    _, login = log_in(client, inbox)
+    bearer = {"Authorization": f"Bearer {login['auth_token']}"}
+    ids = [f"L-{n:05d}" for n in range(60)]  # about 600 bytes of JSON
+
+    synced = client.post("/favs/sync", json={"favorites": ids}, headers=bearer)
+    too_large = client.post("/favs/sync", json={"favorites": ids * 5}, headers=bearer)
+
+    assert synced.status_code == 200 and synced.json["favorites"] == ids
+    assert too_large.status_code == 413
+    assert too_large.json["error"]["code"] == "request_entity_too_large"
+
+
 def test_a_host_can_mount_the_blueprint_itself(make_host, host_config, inbox):
     def mount(app):
         app.register_blueprint(favsync.blueprint, url_prefix="/api/saved-homes")

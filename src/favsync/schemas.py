@@ -708,7 +708,7 @@ def _json_object() -> dict:
     if not asked.is_json:
         raise invalid_json("Send a JSON object with Content-Type: application/json.")
     try:
-        body = asked.get_json(silent=True)
+        body = asked.get_json(force=True, silent=True)  # its type checked just above
     except RecursionError:  # absurdly deep nesting; silent=True does not cover it
         body = None
     if not isinstance(body, dict):
