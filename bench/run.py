@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import runpy
@@ -231,7 +232,10 @@ class WorkerModel:
         return f"gthread, {self.workers} workers x {self.threads} threads"
 
     def options(self) -> list[str]:
-        chosen = ["--worker-class", self.kind, "--workers", str(self.workers)]
+        # Kept-alive connections outlive the slices a target sits out (--scale's four
+        # targets: up to 6 s, past gunicorn.conf.py's 5), so no app's slice begins
+        # by opening its connections again.
+        chosen = ["--worker-class", self.kind, "--workers", str(self.workers), "--keep-alive", "30"]
         if self.kind == "sync":  # one request per connection, accepted by a free worker
             return chosen
         # A gthread worker accepts every connection it is quick enough to take: the
@@ -475,7 +479,10 @@ def paired_ratio(a: Summary, b: Summary) -> tuple[float, float, float]:
     speed (another tenant's load); the median of paired rounds is not moved by one
     such round, the ratio of the totals is.
     """
-    ratios = [x / y for x, y in zip(a.round_rps, b.round_rps, strict=True)]
+    # A slice without one ok answer has no ratio; its failures make the run invalid.
+    ratios = [x / y for x, y in zip(a.round_rps, b.round_rps, strict=True) if y]
+    if not ratios:
+        return math.nan, math.nan, math.nan
     return statistics.median(ratios), min(ratios), max(ratios)
 
 

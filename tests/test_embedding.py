@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import flask_migrate
 import pytest
 import sqlalchemy as sa
+from flask import request
 
 import favsync
 from favsync.config import ConfigError
@@ -249,10 +250,18 @@ def test_host_pages_stay_html_and_favsync_errors_stay_json(host):
         assert response.json["error"]["code"] == code
 
 
-def test_favsync_keeps_its_body_limit_beside_the_hosts_own(make_host, host_config, inbox):
-    host_config["MAX_CONTENT_LENGTH"] = 100  # the site's, smaller than favsync's 64 KiB
+@pytest.mark.parametrize("site_limit", ["config", "per request"])
+def test_favsync_keeps_its_body_limit_beside_the_hosts_own(make_host, host_config, inbox, site_limit):
     host_config["FAVSYNC_MAX_BODY_BYTES"] = 2000
-    client = make_host().test_client()
+    if site_limit == "config":
+        host_config["MAX_CONTENT_LENGTH"] = 100  # the site's, smaller than favsync's
+    site = make_host()
+    if site_limit == "per request":
+        @site.before_request
+        def small_bodies_only():
+            request.max_content_length = 100
+
+    client = site.test_client()
     _, login = log_in(client, inbox)
     bearer = {"Authorization": f"Bearer {login['auth_token']}"}
     ids = [f"L-{n:05d}" for n in range(60)]  # about 600 bytes of JSON

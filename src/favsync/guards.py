@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, after_this_request, current_app, request
+from flask import Blueprint, Response, after_this_request, request
 from werkzeug.sansio.utils import host_is_trusted
 
 from .cors import add_cors_headers
@@ -34,15 +34,15 @@ def guard_request() -> None:
     if current.trusted_hosts and not _trusted(asked.host, current.trusted_hosts):
         raise unknown_host(asked.host)
     # Per request, so favsync's limit never changes the host's MAX_CONTENT_LENGTH,
-    # nor the host's favsync's. Not set for a body of a declared length within it
-    # where the app has no limit of its own (a standalone favsync): the server
-    # stops reading at that length. Given a limit, werkzeug reads every body
-    # through a stream that enforces it, in 64 KiB buffers (two per body, each
-    # zeroed), which cost a sync more than its JSON. A body over the limit, or
-    # of no declared length (chunked), is refused or cut off there, as before.
+    # nor the host's limit (its config's, or one it set on this request) favsync's.
+    # Not set for a body of a declared length within it where no other limit is
+    # set (a standalone favsync): the server stops reading at that length. Given
+    # a limit, werkzeug reads every body through a stream that enforces it, in
+    # 64 KiB buffers (two per body, each zeroed), which cost a sync more than its
+    # JSON. A body over the limit, of no declared length (chunked), or of a length
+    # werkzeug read as 0 (it reads a malformed one so) goes through that stream.
     length = asked.content_length
-    if (length is None or length > current.max_body_bytes
-            or current_app._get_current_object().config.get("MAX_CONTENT_LENGTH") is not None):
+    if not length or length > current.max_body_bytes or asked.max_content_length is not None:
         asked.max_content_length = current.max_body_bytes
 
 

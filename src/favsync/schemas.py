@@ -261,8 +261,10 @@ class SyncRequest(RequestBody):
 
     favorites: list[ListingId]
     # A factory, not default=[]: pydantic deep-copies a mutable default on every sync.
+    # (The document still names the default: a factory's is not in the schema.)
     removed: list[ListingId] = Field(
-        default_factory=list, description="Ids the device un-hearted since its base version.")
+        default_factory=list, json_schema_extra={"default": []},
+        description="Ids the device un-hearted since its base version.")
     base_version: Version | None = Field(
         default=None, description="The version the device last received; without it, a union.")
 
