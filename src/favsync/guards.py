@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, after_this_request, request
 from werkzeug.sansio.utils import host_is_trusted
+from werkzeug.wsgi import get_content_length
 
 from .cors import add_cors_headers
 from .errors import json_required, origin_not_allowed, unknown_host
@@ -41,7 +42,9 @@ def guard_request() -> None:
     # 64 KiB buffers (two per body, each zeroed), which cost a sync more than its
     # JSON. A body over the limit, of no declared length (chunked), or of a length
     # werkzeug read as 0 (it reads a malformed one so) goes through that stream.
-    length = asked.content_length
+    # From the environ, as werkzeug reads it for the stream: `asked.content_length`
+    # asks the headers, which raise and catch a KeyError for each one not sent.
+    length = get_content_length(asked.environ)
     if not length or length > current.max_body_bytes or asked.max_content_length is not None:
         asked.max_content_length = current.max_body_bytes
 
