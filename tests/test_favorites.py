@@ -308,3 +308,39 @@ def test_a_statements_own_numbers_go_into_its_sql_and_nothing_else_does():
     assert "%(top)s" in compiled.sql
     assert sorted(compiled.params({"top": 9}).items()) == sorted({**compiled.fixed, "top": 9}.items())
     assert list(compiled.fixed.values()) == [-5]
+
+
+def test_statements_are_built_one_thread_at_a_time():
+    # Once, two threads of a new gunicorn worker building the favourites read at the
+    # same moment got SQL naming the table where it meant its alias: a 500. Every
+    # statement builder and the compiler are built_once; a first build waits its turn.
+    import threading
+    import time
+
+    from favsync import database, models, sync
+
+    building, most = 0, 0
+    lock = threading.Lock()
+
+    @database.built_once()
+    def build(key):
+        nonlocal building, most
+        with lock:
+            building += 1
+            most = max(most, building)
+        time.sleep(0.05)
+        with lock:
+            building -= 1
+        return key
+
+    threads = [threading.Thread(target=build, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert most == 1
+    assert build(2) == 2 and build.cache_info().hits == 1  # built, then only looked up
+    for builder in (database._compiled, sync._read_query, sync._upsert_from_json,
+                    sync._keeping_base, models._authenticated_query):
+        assert builder.__wrapped__.__wrapped__.__qualname__ == builder.__name__

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import logging
+import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -321,7 +322,28 @@ class _Compiled:
         return params
 
 
-@functools.lru_cache(maxsize=256)
+# Statements are built and compiled once per process, on first use, and then shared
+# by every thread. SQLAlchemy adapts an aliased entity's columns lazily, in state the
+# threads share: once, two threads of a new gunicorn worker building the favourites
+# read at the same moment got SQL naming the table where it meant its alias (a
+# GroupingError, a 500; tests/test_production.py's restart under load, 2026-11-27).
+# So a first build is one thread at a time. Later calls are cache hits: no lock.
+_BUILDING = threading.RLock()
+
+
+def built_once(maxsize: int | None = None):
+    """functools.lru_cache for functions that build or compile SQL: a miss builds
+    under the process-wide lock."""
+    def decorate(build):
+        @functools.wraps(build)
+        def alone(*args, **kwargs):
+            with _BUILDING:
+                return build(*args, **kwargs)
+        return functools.lru_cache(maxsize=maxsize)(alone)
+    return decorate
+
+
+@built_once(maxsize=256)
 def _compiled(statement, dialect) -> _Compiled:
     # SQLAlchemy would otherwise hash the whole statement on every request to find
     # it in its cache. Parameters go to psycopg as they are but lists bound as JSON:

@@ -1,7 +1,6 @@
 """favsync's tables as mapped classes, with the small per-row queries and rules they own."""
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .database import Base, UTCDateTime, insert, session, utcnow
+from .database import Base, UTCDateTime, built_once, insert, session, utcnow
 from .errors import not_configured
 
 DEFAULT_BROKERAGE_ID = 1
@@ -136,7 +135,7 @@ class Client(Base):
         return session().scalar(_authenticated_query(), credentials.values())
 
 
-@functools.cache
+@built_once()
 def _authenticated_query() -> sa.Select:
     return sa.select(Client.id).where(Client.holding())
 

@@ -20,8 +20,8 @@ from sqlalchemy.orm import aliased
 
 from . import outbox
 from .database import (
-    UTCDateTime, again_if_disconnected, commit, commits_alone, dialect_name, in_bound_list, insert,
-    json_elements, read, serialize, session, utcnow, write, write_alone,
+    UTCDateTime, again_if_disconnected, built_once, commit, commits_alone, dialect_name,
+    in_bound_list, insert, json_elements, read, serialize, session, utcnow, write, write_alone,
 )
 from .errors import too_many_favorites, token_no_longer_valid
 from .models import Client, Credentials, Favorite, SyncSession
@@ -343,7 +343,7 @@ def _rows(
     return found
 
 
-@functools.cache
+@built_once()
 def _read_query(
     which: Callable, checked: bool, browser_session: bool, shape: int, dialect: str
 ) -> sa.Select:
@@ -598,7 +598,7 @@ _ROW = {
 }
 
 
-@functools.cache
+@built_once()
 def _upsert_from_json(conditional: bool):
     """PostgreSQL's upsert of the changed rows, sent as one JSON array of rows (a
     JsonList): its statement is built and compiled once, however many rows a change has."""
@@ -669,7 +669,7 @@ def _remember(client_id: int, session_id: str, version: int, now: datetime) -> N
     )
 
 
-@functools.cache
+@built_once()
 def _keeping_base(*, guarded: bool, dialect: str):
     """Write the bound `at_version` as the base of a client's browser session; if
     `guarded`, only while the client's version is still the bound `if_still`.
