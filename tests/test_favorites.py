@@ -343,4 +343,4 @@ def test_statements_are_built_one_thread_at_a_time():
     assert build(2) == 2 and build.cache_info().hits == 1  # built, then only looked up
     for builder in (database._compiled, sync._read_query, sync._upsert_from_json,
                     sync._keeping_base, models._authenticated_query):
-        assert builder.__wrapped__.__wrapped__.__qualname__ == builder.__name__
+        assert builder.__wrapped__.__code__ is build.__wrapped__.__code__  # built_once's lock

@@ -34,16 +34,14 @@ def guard_request() -> None:
     asked = request._get_current_object()  # not each attribute through the proxy
     if current.trusted_hosts and not _trusted(asked.host, current.trusted_hosts):
         raise unknown_host(asked.host)
-    # Per request, so favsync's limit never changes the host's MAX_CONTENT_LENGTH,
-    # nor the host's limit (its config's, or one it set on this request) favsync's.
-    # Not set for a body of a declared length within it where no other limit is
-    # set (a standalone favsync): the server stops reading at that length. Given
-    # a limit, werkzeug reads every body through a stream that enforces it, in
-    # 64 KiB buffers (two per body, each zeroed), which cost a sync more than its
-    # JSON. A body over the limit, of no declared length (chunked), or of a length
-    # werkzeug read as 0 (it reads a malformed one so) goes through that stream.
-    # From the environ, as werkzeug reads it for the stream: `asked.content_length`
-    # asks the headers, which raise and catch a KeyError for each one not sent.
+    # Per request, so that favsync's limit and a host's (its config's, or one it set
+    # on this request) never change each other. Given a limit, werkzeug reads every
+    # body through a stream that enforces it in two zeroed 64 KiB buffers, which cost
+    # a sync more than its JSON; so it is left unset for a body of a declared length
+    # within it, under no other limit: the server stops reading at that length.
+    # Chunked bodies, longer ones and a malformed length (werkzeug reads it as 0)
+    # get the limit. The length from the environ, as werkzeug reads it for the
+    # stream: `asked.content_length` raises and catches a KeyError per absent header.
     length = get_content_length(asked.environ)
     if not length or length > current.max_body_bytes or asked.max_content_length is not None:
         asked.max_content_length = current.max_body_bytes
