@@ -398,23 +398,32 @@ def count_statements(app):
 def count_round_trips(app):
     """What `app` asks PostgreSQL while the block runs, one entry per round trip (until
     a ReadyForQuery: a statement, BEGIN and COMMIT too, or a pipeline of them, its
-    statements joined by " + ").
+    statements joined by " + "), in the order they were sent.
 
-    Read off libpq's protocol trace of every connection the app's pool hands out.
+    Read off libpq's protocol trace of every connection the app's pool hands out,
+    and of this thread's own read connection (`database._ThreadReads`), which the
+    pool hands out once and lets go (detaches). Each connection traces to a file of
+    its own (libpq buffers each trace); their round trips are merged by time.
     """
-    from psycopg import pq
+    from favsync import database
 
     trips: list[str] = []
-    trace = tempfile.TemporaryFile()
+    traces = []  # (connection, its trace file)
+    traced = {}  # id of a traced connection: its trace file, until untraced
 
-    def checkout(dbapi_connection, record, proxy):
+    def checkout(dbapi_connection, record=None, proxy=None):
+        trace = tempfile.TemporaryFile()
+        traces.append((dbapi_connection, trace))
+        traced[id(dbapi_connection)] = trace
         dbapi_connection.pgconn.trace(trace.fileno())
-        dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
 
-    def checkin(dbapi_connection, record):
-        if dbapi_connection is not None:
+    def checkin(dbapi_connection, record=None):
+        if dbapi_connection is not None and traced.pop(id(dbapi_connection), None) is not None:
             dbapi_connection.pgconn.untrace()
 
+    reads = database._thread_reads(engine(app))
+    if reads.connection is not None:
+        checkout(reads.connection)
     pool = engine(app).pool
     sa.event.listen(pool, "checkout", checkout)
     sa.event.listen(pool, "checkin", checkin)
@@ -423,18 +432,29 @@ def count_round_trips(app):
     finally:
         sa.event.remove(pool, "checkout", checkout)
         sa.event.remove(pool, "checkin", checkin)
-        trace.seek(0)
-        asked = []
-        for line in trace.read().decode(errors="replace").splitlines():
-            sender, _, rest = line.partition("\t")
-            message = rest.partition("\t")[2]
-            if sender == "F" and message.startswith(("Query", "Parse")):
-                # Query "BEGIN", or Parse "" "SELECT ...": the first quoted SQL
-                asked.append(re.search(r'"([A-Za-z][^"]*)', message)[1][:60])
-            elif sender == "B" and message.startswith("ReadyForQuery"):
-                trips.append(" + ".join(asked))
-                asked = []
-        trace.close()
+        timed = []
+        for connection, trace in traces:
+            if not connection.closed:
+                checkin(connection)  # a read connection (it was detached), still traced
+            trace.seek(0)
+            timed += _round_trips(trace.read().decode(errors="replace"))
+            trace.close()
+        trips += [trip for _, trip in sorted(timed)]
+
+
+def _round_trips(trace: str) -> list[tuple[str, str]]:
+    """(when it was sent, what it asked) of each round trip in one connection's libpq trace."""
+    found, asked, sent = [], [], None
+    for line in trace.splitlines():
+        when, sender, _, message = (line.split("\t", 3) + ["", "", ""])[:4]
+        if sender == "F" and message.startswith(("Query", "Parse")):
+            # Query "BEGIN", or Parse "" "SELECT ...": the first quoted SQL
+            asked.append(re.search(r'"([A-Za-z][^"]*)', message)[1][:60])
+            sent = sent or when
+        elif sender == "B" and message.startswith("ReadyForQuery"):
+            found.append((sent or when, " + ".join(asked)))
+            asked, sent = [], None
+    return found
 
 
 def stored_links(app) -> list[MagicLink]:

@@ -4,10 +4,11 @@ Statement counts (tests/test_favorites.py) hold on both backends; these count wh
 psycopg actually waits for, BEGIN and COMMIT included.
 """
 import os
+import threading
 
 import pytest
 
-from conftest import API, bearer, count_round_trips
+from conftest import API, bearer, count_round_trips, engine
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("FAVSYNC_TEST_BACKEND", "sqlite") != "postgres",
@@ -128,23 +129,123 @@ def test_a_token_for_an_ended_session_is_refused_in_that_one_round_trip(client, 
     assert len(trips) == 1
 
 
-def test_a_read_that_fails_midway_never_leaves_its_connection_in_autocommit(app, monkeypatch):
-    from favsync import database, favorites_of
+def read_connection(app):
+    """This thread's own connection for favsync's reads (None before its first read)."""
+    from favsync import database
 
-    def interrupted(self, values):
-        raise RuntimeError("interrupted after the switch to autocommit")
+    return database._thread_reads(engine(app)).connection
+
+
+def test_a_threads_reads_keep_one_connection_of_its_own_in_autocommit(app):
+    import sqlalchemy as sa
+
+    from favsync import favorites_of
+
+    checkouts = []
+
+    def checkout(*_):
+        checkouts.append(1)
 
     with app.app_context():
         favorites_of(1)
+        mine = read_connection(app)
+        sa.event.listen(engine(app).pool, "checkout", checkout)
+        for _ in range(3):
+            favorites_of(1)
+        sa.event.remove(engine(app).pool, "checkout", checkout)
+
+    elsewhere = []
+
+    def read_in_another_thread():
+        with app.app_context():
+            favorites_of(1)
+            elsewhere.append(read_connection(app).info.backend_pid)
+
+    thread = threading.Thread(target=read_in_another_thread)
+    thread.start()
+    thread.join()
+
+    assert read_connection(app) is mine and mine.autocommit and not mine.closed
+    assert checkouts == []  # the pool lent it once, before; the pool's are for writes
+    assert elsewhere and elsewhere != [mine.info.backend_pid]  # a thread's is its own
+
+
+def test_a_read_that_fails_midway_never_uses_its_connection_again(app, monkeypatch):
+    from favsync import database, favorites_of
+
+    def interrupted(self, values):
+        raise RuntimeError("interrupted before the statement was sent")
+
+    with app.app_context():
+        favorites_of(1)
+        failed = read_connection(app)
         monkeypatch.setattr(database._Compiled, "params", interrupted)
         with pytest.raises(RuntimeError):
             favorites_of(1)
         monkeypatch.undo()
 
-        engine = app.extensions["favsync"].db.engine
-        with engine.connect() as connection:  # the pool's most recently returned one
+        assert failed.closed and read_connection(app) is None
+        assert favorites_of(1) == []
+        assert read_connection(app).autocommit
+        with engine(app).connect() as connection:  # the pool's were never switched
+            assert connection.connection.driver_connection.autocommit is False
+
+
+def test_on_a_sites_db_a_read_that_fails_midway_leaves_no_pooled_connection_in_autocommit(
+    make_host, monkeypatch
+):
+    # A site's shared `db`: reads take its pool's connections (its pool events see
+    # them), switched to autocommit for the read and back before they return.
+    from favsync import database, favorites_of
+
+    def interrupted(self, values):
+        raise RuntimeError("interrupted after the switch to autocommit")
+
+    site = make_host()
+    with site.app_context():
+        favorites_of(1)
+        assert read_connection(site) is None  # no connection of its own
+        monkeypatch.setattr(database._Compiled, "params", interrupted)
+        with pytest.raises(RuntimeError):
+            favorites_of(1)
+        monkeypatch.undo()
+
+        with engine(site).connect() as connection:  # the pool's most recently returned one
             assert connection.connection.driver_connection.autocommit is False
         assert favorites_of(1) == []
+
+
+def test_disposing_the_engine_closes_the_read_connection_and_the_next_read_opens_one(app):
+    from favsync import favorites_of
+
+    with app.app_context():
+        favorites_of(1)
+        before = read_connection(app)
+        engine(app).dispose()  # an app's shutdown; a lost connection disposes it too
+
+        assert before.closed and read_connection(app) is None
+        assert favorites_of(1) == []
+        assert read_connection(app) is not before and not read_connection(app).closed
+
+
+def test_a_forked_process_reads_on_its_own_connection_and_leaves_its_parents_open(app):
+    from favsync import favorites_of
+
+    with app.app_context():
+        favorites_of(1)
+        parents = read_connection(app)
+        pid = os.fork()
+        if pid == 0:  # the child: its first read connects anew; the parent's is let go
+            try:
+                favorites_of(1)
+                mine = read_connection(app)
+                os._exit(0 if mine is not parents and not parents.closed else 1)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert favorites_of(1) == [] and read_connection(app) is parents  # still the parent's, alive
 
 
 def test_a_write_that_fails_midway_leaves_no_connection_in_autocommit_or_a_transaction(app, monkeypatch):
@@ -184,12 +285,13 @@ def test_reads_are_planned_once_per_connection_not_on_every_run(client, headers,
     for _ in range(8):  # psycopg prepares a statement on its fifth run on a connection
         assert client.get(API, headers=headers).json["favorites"] == ["A1", "B2"]
 
-    with app.app_context():
-        engine = app.extensions["favsync"].db.engine
-        with engine.connect() as connection:  # the pool's most recently returned one
-            plans = connection.exec_driver_sql(
-                "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements").all()
-            assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_generic_plan"
-    read = [plan for plan in plans if "favsync_favorites" in plan.statement]
+    from favsync import database
+
+    # The reads ran on this thread's own read connection (prepared statements are its own).
+    connection = database._thread_reads(engine(app)).connection
+    plans = connection.execute(
+        "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements").fetchall()
+    assert connection.execute("SHOW plan_cache_mode").fetchone()[0] == "force_generic_plan"
+    read = [plan for plan in plans if "favsync_favorites" in plan[0]]
     # The read's plan is made once and reused, never made anew for each run's values.
-    assert read and all(plan.custom_plans == 0 and plan.generic_plans >= 3 for plan in read), plans
+    assert read and all(custom == 0 and generic >= 3 for _, generic, custom in read), plans

@@ -7,7 +7,10 @@ import functools
 import hashlib
 import json
 import logging
+import math
+import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -101,18 +104,22 @@ def read(statement, values: dict | None = None, *, named: bool = True) -> list:
     than the rest of favsync's work on its rows (90,000 instructions for 50 rows).
 
     When this request's session has no transaction, the read runs alone, outside
-    the session, on a pooled connection in autocommit: no BEGIN and ROLLBACK round
-    trips around it, none of the session's bookkeeping, and when the connection
-    turns out dead (the database restarted since it was opened) it runs once more
-    on a new one. Inside a transaction it runs there, and a lost connection is the
-    caller's 503: what the transaction did before is gone.
+    the session, on a connection in autocommit: no BEGIN and ROLLBACK round trips
+    around it, none of the session's bookkeeping, and when the connection turns
+    out dead (the database restarted since it was opened) it runs once more on a
+    new one. On favsync's own PostgreSQL database that connection is the thread's
+    own (`_ThreadReads`); on a site's, one from its pool. Inside a transaction it
+    runs there, and a lost connection is the caller's 503: what the transaction
+    did before is gone.
     """
     if in_transaction():
         return session().execute(statement, values).all()
 
-    engine = state().engine
+    current = state()
+    engine = current.engine
     if engine.dialect.driver == "psycopg" and not _watched(engine):
-        return again_if_disconnected(lambda: _read_on_psycopg(engine, statement, values, named))
+        reads = _thread_reads(engine) if current.owns_database else None
+        return again_if_disconnected(lambda: _read_on_psycopg(engine, reads, statement, values, named))
     reading = reading_engine(engine)
 
     def alone() -> list[sa.Row]:
@@ -235,16 +242,105 @@ def _watched(engine: sa.Engine) -> bool:
                 or engine.dispatch.after_cursor_execute)
 
 
-def _read_on_psycopg(engine: sa.Engine, statement, values: dict | None, named: bool) -> list:
-    """Run a read on a pooled psycopg connection itself, in autocommit, for one round trip.
+def _read_on_psycopg(engine: sa.Engine, reads: _ThreadReads | None, statement,
+                     values: dict | None, named: bool) -> list:
+    """Run a read on a psycopg connection itself, in autocommit, for one round trip:
+    the thread's own (`reads`), else one from the engine's pool.
 
     Not through a SQLAlchemy Connection: its checkout, isolation-level switch and
     result bookkeeping cost a read three times what psycopg does (BENCHMARKS.md).
     """
     compiled = _compiled(statement, engine.dialect)
-    with _in_autocommit(engine, compiled.sql, values) as connection:
-        found = connection.execute(compiled.sql, compiled.params(values)).fetchall()
+    if reads is not None:
+        found = reads.fetch(engine, compiled, values)
+    else:
+        with _in_autocommit(engine, compiled.sql, values) as connection:
+            found = connection.execute(compiled.sql, compiled.params(values)).fetchall()
     return list(map(compiled.make_row, found)) if named else found
+
+
+class _ThreadReads(threading.local):
+    """Each thread's connection for reads from favsync's own database, kept in autocommit.
+
+    Opened from the engine's pool on the thread's first read (the pool's connect
+    events run), then detached from it and kept for the thread's life, as Django
+    keeps a connection per thread. A pooled read paid the pool's checkout and return
+    and two switches of autocommit, some 100,000 instructions of a 2.2 million one
+    (BENCHMARKS.md). Writes still take the pool's connections: a gunicorn worker
+    holds one connection per thread more than its pool's.
+
+    A connection whose read failed is closed, never used again; so is one opened
+    before the engine was disposed (a disconnect disposes it, and the next read of
+    every thread connects anew) or before pool_recycle's age. One inherited from
+    the parent of a forked process is let go unclosed: closing it would end the
+    parent's session (psycopg, collecting it, leaves it to the parent).
+    """
+
+    connection = None  # psycopg's
+    pool = None  # the engine's pool it came from
+    forks = 0  # the process's `_forks` when it was opened
+    expires = math.inf  # by the engine's pool_recycle
+
+    def fetch(self, engine: sa.Engine, compiled: _Compiled, values: dict | None) -> list[tuple]:
+        """The rows of `compiled` bound to `values`, read on this thread's connection."""
+        try:
+            if (self.pool is not engine.pool or self.forks != _forks
+                    or time.monotonic() > self.expires):
+                self._open(engine)
+            return self.connection.execute(compiled.sql, compiled.params(values)).fetchall()
+        except engine.dialect.loaded_dbapi.Error as exc:
+            disconnected = engine.dialect.is_disconnect(exc, self.connection, None)
+            self.release()
+            raise _as_sqlalchemy_error(engine, exc, compiled.sql, values, disconnected) from exc
+        except BaseException:
+            self.release()  # midway (a worker's timeout, a bug): its state is unknown
+            raise
+
+    def _open(self, engine: sa.Engine) -> None:
+        self.release()
+        pool = engine.pool
+        pooled = engine.raw_connection()  # raises, as psycopg's, when no connection can be made
+        connection = pooled.driver_connection
+        pooled.detach()  # (after which the pool's proxy no longer names it)
+        connection.autocommit = True
+        recycle = getattr(pool, "_recycle", -1)  # SQLAlchemy's pool_recycle, in seconds
+        self.connection, self.pool, self.forks = connection, pool, _forks
+        self.expires = time.monotonic() + recycle if recycle >= 0 else math.inf
+
+    def release(self) -> None:
+        """Close this thread's connection (leave it, if this process inherited it)."""
+        connection, self.connection, self.pool = self.connection, None, None
+        if connection is None:
+            return
+        if self.forks == _forks:
+            connection.close()
+
+
+_thread_reads_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_thread_reads_made = threading.Lock()
+_forks = 0  # how many forks this process is from the one that imported favsync
+
+
+def _thread_reads(engine: sa.Engine) -> _ThreadReads:
+    """The read connections of favsync's own `engine`, one per thread."""
+    reads = _thread_reads_of.get(engine)
+    if reads is None:
+        with _thread_reads_made:
+            reads = _thread_reads_of.get(engine)
+            if reads is None:
+                reads = _thread_reads_of[engine] = _ThreadReads()
+                # The disposing thread's at once (an app's shutdown, a test's); the
+                # others' at their next read, which finds the engine's pool replaced.
+                sa.event.listen(engine, "engine_disposed", lambda _engine: reads.release())
+    return reads
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 @contextlib.contextmanager
