@@ -401,12 +401,10 @@ def count_round_trips(app):
     statements joined by " + "), in the order they were sent.
 
     Read off libpq's protocol trace of every connection the app's pool hands out,
-    and of this thread's own read connection (`database._ThreadReads`), which the
+    and of this thread's own read connection (`database.ThreadReads`), which the
     pool hands out once and lets go (detaches). Each connection traces to a file of
     its own (libpq buffers each trace); their round trips are merged by time.
     """
-    from favsync import database
-
     trips: list[str] = []
     traces = []  # (connection, its trace file)
     traced = {}  # id of a traced connection: its trace file, until untraced
@@ -421,8 +419,8 @@ def count_round_trips(app):
         if dbapi_connection is not None and traced.pop(id(dbapi_connection), None) is not None:
             dbapi_connection.pgconn.untrace()
 
-    reads = database._thread_reads(engine(app))
-    if reads.connection is not None:
+    reads = app.extensions["favsync"].reads
+    if reads is not None and reads.usable(engine(app)):  # else the next read opens one
         checkout(reads.connection)
     pool = engine(app).pool
     sa.event.listen(pool, "checkout", checkout)

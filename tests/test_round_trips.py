@@ -48,7 +48,7 @@ def test_a_sync_that_changes_nothing_only_reads(client, headers, app):
 
 @pytest.mark.parametrize("count", [10, 500])
 def test_a_sync_that_adds_reads_then_locks_and_writes_once(client, headers, app, count):
-    client.get(API, headers=headers)  # its pooled connection read alone: the write still begins
+    client.get(API, headers=headers)  # the thread's read connection is open: the write still begins
     with count_round_trips(app) as trips:
         assert sync(client, headers, [f"L{i}" for i in range(count)]).status_code == 200
 
@@ -131,9 +131,7 @@ def test_a_token_for_an_ended_session_is_refused_in_that_one_round_trip(client, 
 
 def read_connection(app):
     """This thread's own connection for favsync's reads (None before its first read)."""
-    from favsync import database
-
-    return database._thread_reads(engine(app)).connection
+    return app.extensions["favsync"].reads.connection
 
 
 def test_a_threads_reads_keep_one_connection_of_its_own_in_autocommit(app):
@@ -171,15 +169,17 @@ def test_a_threads_reads_keep_one_connection_of_its_own_in_autocommit(app):
 
 
 def test_a_read_that_fails_midway_never_uses_its_connection_again(app, monkeypatch):
-    from favsync import database, favorites_of
+    import psycopg
 
-    def interrupted(self, values):
-        raise RuntimeError("interrupted before the statement was sent")
+    from favsync import favorites_of
+
+    def interrupted(self):
+        raise RuntimeError("interrupted with the answer unread")
 
     with app.app_context():
         favorites_of(1)
         failed = read_connection(app)
-        monkeypatch.setattr(database._Compiled, "params", interrupted)
+        monkeypatch.setattr(psycopg.Cursor, "fetchall", interrupted)
         with pytest.raises(RuntimeError):
             favorites_of(1)
         monkeypatch.undo()
@@ -204,7 +204,7 @@ def test_on_a_sites_db_a_read_that_fails_midway_leaves_no_pooled_connection_in_a
     site = make_host()
     with site.app_context():
         favorites_of(1)
-        assert read_connection(site) is None  # no connection of its own
+        assert site.extensions["favsync"].reads is None  # no connections of its own
         monkeypatch.setattr(database._Compiled, "params", interrupted)
         with pytest.raises(RuntimeError):
             favorites_of(1)
@@ -285,10 +285,8 @@ def test_reads_are_planned_once_per_connection_not_on_every_run(client, headers,
     for _ in range(8):  # psycopg prepares a statement on its fifth run on a connection
         assert client.get(API, headers=headers).json["favorites"] == ["A1", "B2"]
 
-    from favsync import database
-
     # The reads ran on this thread's own read connection (prepared statements are its own).
-    connection = database._thread_reads(engine(app)).connection
+    connection = read_connection(app)
     plans = connection.execute(
         "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements").fetchall()
     assert connection.execute("SHOW plan_cache_mode").fetchone()[0] == "force_generic_plan"

@@ -108,7 +108,7 @@ def read(statement, values: dict | None = None, *, named: bool = True) -> list:
     around it, none of the session's bookkeeping, and when the connection turns
     out dead (the database restarted since it was opened) it runs once more on a
     new one. On favsync's own PostgreSQL database that connection is the thread's
-    own (`_ThreadReads`); on a site's, one from its pool. Inside a transaction it
+    own (`ThreadReads`); on a site's, one from its pool. Inside a transaction it
     runs there, and a lost connection is the caller's 503: what the transaction
     did before is gone.
     """
@@ -118,7 +118,7 @@ def read(statement, values: dict | None = None, *, named: bool = True) -> list:
     current = state()
     engine = current.engine
     if engine.dialect.driver == "psycopg" and not _watched(engine):
-        reads = _thread_reads(engine) if current.owns_database else None
+        reads = current.reads  # None on a site's `db`: its pool's connections
         return again_if_disconnected(lambda: _read_on_psycopg(engine, reads, statement, values, named))
     reading = reading_engine(engine)
 
@@ -208,10 +208,10 @@ def write_alone(statement, values: dict, *, lock: str, first: tuple = ()) -> int
     write's company is guarded as it is, so that under the lock both write or neither.
 
     BEGIN, the lock, the writes and COMMIT go in one psycopg pipeline, one round trip,
-    on a pooled connection outside the session, as reads run. The connection is in
-    autocommit for it: psycopg would send its own BEGIN and wait for it alone. After a
-    disconnect the caller may send the writes again only if, once written, they write
-    nothing (guarded writes): the lost answer may have been a COMMIT's.
+    on a pooled connection outside the session. The connection is in autocommit for
+    it: psycopg would send its own BEGIN and wait for it alone. After a disconnect
+    the caller may send the writes again only if, once written, they write nothing
+    (guarded writes): the lost answer may have been a COMMIT's.
     """
     engine = state().engine
     compiled = _compiled(statement, engine.dialect)
@@ -242,7 +242,7 @@ def _watched(engine: sa.Engine) -> bool:
                 or engine.dispatch.after_cursor_execute)
 
 
-def _read_on_psycopg(engine: sa.Engine, reads: _ThreadReads | None, statement,
+def _read_on_psycopg(engine: sa.Engine, reads: ThreadReads | None, statement,
                      values: dict | None, named: bool) -> list:
     """Run a read on a psycopg connection itself, in autocommit, for one round trip:
     the thread's own (`reads`), else one from the engine's pool.
@@ -259,15 +259,15 @@ def _read_on_psycopg(engine: sa.Engine, reads: _ThreadReads | None, statement,
     return list(map(compiled.make_row, found)) if named else found
 
 
-class _ThreadReads(threading.local):
+class ThreadReads(threading.local):
     """Each thread's connection for reads from favsync's own database, kept in autocommit.
 
     Opened from the engine's pool on the thread's first read (the pool's connect
     events run), then detached from it and kept for the thread's life, as Django
-    keeps a connection per thread. A pooled read paid the pool's checkout and return
-    and two switches of autocommit, some 100,000 instructions of a 2.2 million one
-    (BENCHMARKS.md). Writes still take the pool's connections: a gunicorn worker
-    holds one connection per thread more than its pool's.
+    keeps a persistent connection (CONN_MAX_AGE). A pooled read paid the pool's
+    checkout and return and two switches of autocommit, some 90,000 instructions
+    of a 2.2 million one (BENCHMARKS.md). Writes still take the pool's connections:
+    a gunicorn worker holds one connection per thread more than its pool's.
 
     A connection whose read failed is closed, never used again; so is one opened
     before the engine was disposed (a disconnect disposes it, and the next read of
@@ -281,13 +281,18 @@ class _ThreadReads(threading.local):
     forks = 0  # the process's `_forks` when it was opened
     expires = math.inf  # by the engine's pool_recycle
 
+    def usable(self, engine: sa.Engine) -> bool:
+        """Whether this thread's next read may use its connection as it is."""
+        return (self.pool is engine.pool and self.forks == _forks
+                and time.monotonic() < self.expires)
+
     def fetch(self, engine: sa.Engine, compiled: _Compiled, values: dict | None) -> list[tuple]:
         """The rows of `compiled` bound to `values`, read on this thread's connection."""
+        params = compiled.params(values)
         try:
-            if (self.pool is not engine.pool or self.forks != _forks
-                    or time.monotonic() > self.expires):
+            if not self.usable(engine):
                 self._open(engine)
-            return self.connection.execute(compiled.sql, compiled.params(values)).fetchall()
+            return self.connection.execute(compiled.sql, params).fetchall()
         except engine.dialect.loaded_dbapi.Error as exc:
             disconnected = engine.dialect.is_disconnect(exc, self.connection, None)
             self.release()
@@ -302,37 +307,33 @@ class _ThreadReads(threading.local):
         pooled = engine.raw_connection()  # raises, as psycopg's, when no connection can be made
         connection = pooled.driver_connection
         pooled.detach()  # (after which the pool's proxy no longer names it)
+        self.connection, self.pool, self.forks = connection, pool, _forks
         connection.autocommit = True
         recycle = getattr(pool, "_recycle", -1)  # SQLAlchemy's pool_recycle, in seconds
-        self.connection, self.pool, self.forks = connection, pool, _forks
         self.expires = time.monotonic() + recycle if recycle >= 0 else math.inf
 
     def release(self) -> None:
         """Close this thread's connection (leave it, if this process inherited it)."""
         connection, self.connection, self.pool = self.connection, None, None
-        if connection is None:
-            return
-        if self.forks == _forks:
+        if connection is not None and self.forks == _forks:
             connection.close()
 
 
-_thread_reads_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_thread_reads_made = threading.Lock()
-_forks = 0  # how many forks this process is from the one that imported favsync
-
-
-def _thread_reads(engine: sa.Engine) -> _ThreadReads:
-    """The read connections of favsync's own `engine`, one per thread."""
-    reads = _thread_reads_of.get(engine)
-    if reads is None:
-        with _thread_reads_made:
-            reads = _thread_reads_of.get(engine)
-            if reads is None:
-                reads = _thread_reads_of[engine] = _ThreadReads()
-                # The disposing thread's at once (an app's shutdown, a test's); the
-                # others' at their next read, which finds the engine's pool replaced.
-                sa.event.listen(engine, "engine_disposed", lambda _engine: reads.release())
+def thread_reads(app: Flask, db: SQLAlchemy) -> ThreadReads | None:
+    """Read connections, one per thread, for favsync's own database `db` (on psycopg;
+    elsewhere None: SQLite's reads are alone as they are)."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.driver != "psycopg":
+        return None
+    reads = ThreadReads()
+    # The disposing thread's at once (an app's shutdown, a test's); the others' at
+    # their next read, which finds the engine's pool replaced.
+    sa.event.listen(engine, "engine_disposed", lambda _engine: reads.release())
     return reads
+
+
+_forks = 0  # how many forks this process is from the one that imported favsync
 
 
 def _forked() -> None:
@@ -588,8 +589,9 @@ def own_database(app: Flask, uri: str | None) -> SQLAlchemy:
         # Writers queue on SQLite's single write lock instead of failing at once.
         options["connect_args"] = {"timeout": 30}
     else:
-        # The connection used last is handed out first: a write after a read gets
-        # the one the read just proved alive, and idle extras age out of the pool.
+        # The connection used last is handed out first: a write gets the one the
+        # last write proved alive, and idle extras age out of the pool. (Reads keep
+        # a connection per thread outside it: `ThreadReads`.)
         options["pool_use_lifo"] = True
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
     db = SQLAlchemy(metadata=Base.metadata)

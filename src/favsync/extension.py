@@ -7,7 +7,7 @@ from flask_sqlalchemy import SQLAlchemy
 from . import auth, errors, favorites, frontend, guards, health, messages, openapi, outbox, worker
 from .cli import favsync_cli
 from .config import Settings
-from .database import own_database
+from .database import own_database, thread_reads
 from .hooks import LoginHooks
 from .limiting import RequestLimits
 from .mail import Mailer
@@ -95,6 +95,7 @@ class FavSync:
             celery=celery,
             hooks=self.hooks,
             owns_database=shared is None,
+            reads=None if shared else thread_reads(app, db),
         )
         outbox.listen(db.session)  # rows are handed to delivery once their transaction commits
         mask_development_server_log()  # a site's `flask run` logs favsync's URLs too

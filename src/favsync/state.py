@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from .config import Settings
+    from .database import ThreadReads
     from .hooks import LoginHooks
     from .limiting import RequestLimits
     from .mail import Mailer
@@ -33,6 +34,8 @@ class FavSyncState:
     # False when favsync shares a site's `db`: then its writes go through the site's
     # session, where the site's session and engine events see them.
     owns_database: bool = True
+    # Each thread's read connection to favsync's own PostgreSQL database (else None).
+    reads: ThreadReads | None = None
 
     @functools.cached_property
     def engine(self) -> Engine:
