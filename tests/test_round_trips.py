@@ -228,6 +228,20 @@ def test_disposing_the_engine_closes_the_read_connection_and_the_next_read_opens
         assert read_connection(app) is not before and not read_connection(app).closed
 
 
+def test_a_read_connection_is_kept_no_longer_than_pool_recycle(make_app):
+    from favsync import favorites_of
+
+    app = make_app(SQLALCHEMY_ENGINE_OPTIONS={"pool_recycle": 3600})
+    aged = make_app(SQLALCHEMY_ENGINE_OPTIONS={"pool_recycle": 0})  # older than 0 s: renewed
+    for each in (app, aged):
+        with each.app_context():
+            favorites_of(1)
+            first = read_connection(each)
+            assert favorites_of(1) == []
+            kept = read_connection(each) is first
+            assert kept is (each is app) and first.closed is not kept
+
+
 def test_a_forked_process_reads_on_its_own_connection_and_leaves_its_parents_open(app):
     from favsync import favorites_of
 
