@@ -407,16 +407,17 @@ def count_round_trips(app):
     """
     trips: list[str] = []
     traces = []  # (connection, its trace file)
-    traced = {}  # id of a traced connection: its trace file, until untraced
+    traced = set()  # ids of the connections traced now
 
     def checkout(dbapi_connection, record=None, proxy=None):
         trace = tempfile.TemporaryFile()
         traces.append((dbapi_connection, trace))
-        traced[id(dbapi_connection)] = trace
+        traced.add(id(dbapi_connection))
         dbapi_connection.pgconn.trace(trace.fileno())
 
     def checkin(dbapi_connection, record=None):
-        if dbapi_connection is not None and traced.pop(id(dbapi_connection), None) is not None:
+        if dbapi_connection is not None and id(dbapi_connection) in traced:
+            traced.discard(id(dbapi_connection))
             dbapi_connection.pgconn.untrace()
 
     reads = app.extensions["favsync"].reads
